@@ -1,0 +1,1 @@
+"""The topology model: load, validate and query what runs where."""
