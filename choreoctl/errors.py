@@ -11,7 +11,8 @@ prints the one-screen error and exits with ``exit_code``.
     │   └── RenderError              templates that cannot be rendered from the values
     ├── ClusterError                 exit 3: a cluster answered badly or not at all
     │   ├── ClusterUnreachable       no answer from the API server (DNS, TCP, TLS)
-    │   ├── ApplyConflict            server-side apply conflict with another manager
+    │   ├── ApiError                 the API server answered with an error status
+    │   │   └── ApplyConflict        server-side apply conflict with another manager
     │   └── WaitTimeout              a readiness wait ran out of time
     ├── TrustError                   exit 4: certificates, CAs and mTLS identity
     └── RuntimeFailure               exit 5: gateway, agent or controller cannot run
@@ -105,7 +106,15 @@ class ClusterUnreachable(ClusterError):
 
 
 @dataclass
-class ApplyConflict(ClusterError):
+class ApiError(ClusterError):
+    """The API server answered with an error status (``status`` and ``reason`` kept)."""
+
+    status: int = 0
+    reason: str = ""
+
+
+@dataclass
+class ApplyConflict(ApiError):
     """Server-side apply found fields owned by another field manager."""
 
     reference: str = "apply-conflicts"
@@ -135,6 +144,7 @@ class RuntimeFailure(ChoreoError):
 
 
 __all__ = [
+    "ApiError",
     "ApplyConflict",
     "ChoreoError",
     "ClusterError",

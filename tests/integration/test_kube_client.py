@@ -1,0 +1,120 @@
+"""The async API client against a real API server: verbs, apply conflicts, watch, RBAC."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+
+from choreoctl.errors import ApiError, ApplyConflict, ClusterUnreachable, InputError
+from choreoctl.kube import KubeClient
+
+pytestmark = pytest.mark.cluster
+
+
+@pytest.fixture
+async def kc(cluster) -> AsyncIterator[KubeClient]:
+    client = KubeClient.from_kubeconfig(cluster.kubeconfig, cluster.context)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+async def ns(kc: KubeClient) -> AsyncIterator[str]:
+    name = f"kc-{uuid.uuid4().hex[:8]}"
+    await kc.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+    yield name
+    await kc.delete("v1", "Namespace", name)
+
+
+def _cm(ns: str, data: dict[str, str], name: str = "cfg") -> dict[str, object]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": name, "namespace": ns, "labels": {"app": "kc-test"}},
+        "data": data,
+    }
+
+
+async def test_version_reports_the_built_release(kc: KubeClient) -> None:
+    version = await kc.version()
+    assert version["gitVersion"].startswith("v1.")
+    assert int(version["minor"].rstrip("+")) >= 32
+
+
+async def test_apply_is_idempotent_and_get_list_delete(kc: KubeClient, ns: str) -> None:
+    first = await kc.apply(_cm(ns, {"a": "1"}))
+    again = await kc.apply(_cm(ns, {"a": "1"}))
+    assert first["metadata"]["resourceVersion"] == again["metadata"]["resourceVersion"]
+    got = await kc.get("v1", "ConfigMap", "cfg", ns)
+    assert got is not None and got["data"] == {"a": "1"}
+    listed = await kc.list("v1", "ConfigMap", ns, label_selector="app=kc-test")
+    assert [o["metadata"]["name"] for o in listed] == ["cfg"]
+    assert await kc.delete("v1", "ConfigMap", "cfg", ns) is True
+    assert await kc.delete("v1", "ConfigMap", "cfg", ns) is False
+    assert await kc.get("v1", "ConfigMap", "cfg", ns) is None
+
+
+async def test_apply_conflict_names_manager_and_field(kc: KubeClient, ns: str) -> None:
+    await kc.apply(_cm(ns, {"a": "1"}), field_manager="someone-else")
+    with pytest.raises(ApplyConflict) as err:
+        await kc.apply(_cm(ns, {"a": "2"}))
+    text = " ".join(p.line() for p in err.value.problems) + err.value.message
+    assert "someone-else" in text
+    assert ".data.a" in text
+    taken = await kc.apply(_cm(ns, {"a": "2"}), force=True)
+    assert taken["data"]["a"] == "2"
+
+
+async def test_dry_run_persists_nothing(kc: KubeClient, ns: str) -> None:
+    out = await kc.apply(_cm(ns, {"x": "y"}, name="dry"), dry_run=True)
+    assert out["data"] == {"x": "y"}
+    assert await kc.get("v1", "ConfigMap", "dry", ns) is None
+
+
+async def test_watch_sees_a_new_object(kc: KubeClient, ns: str) -> None:
+    seen: list[tuple[str, str]] = []
+
+    async def consume() -> None:
+        async for event, obj in kc.watch("v1", "ConfigMap", ns, timeout_seconds=20):
+            seen.append((event, obj["metadata"]["name"]))
+            if obj["metadata"]["name"] == "watched":
+                return
+
+    task = asyncio.create_task(consume())
+    await asyncio.sleep(0.3)
+    await kc.apply(_cm(ns, {"k": "v"}, name="watched"))
+    await asyncio.wait_for(task, 20)
+    assert ("ADDED", "watched") in seen
+
+
+async def test_unknown_kind_is_a_clear_error(kc: KubeClient) -> None:
+    with pytest.raises(ApiError) as err:
+        await kc.get("example.com/v1", "Nothing", "x")
+    assert "does not serve kind Nothing" in err.value.message
+    assert err.value.status == 404
+
+
+async def test_rbac_answers_for_admin_and_limited_user(cluster) -> None:
+    async with KubeClient.from_kubeconfig(cluster.kubeconfig, cluster.context) as admin:
+        assert await admin.can_i("create", "customresourcedefinitions", "apiextensions.k8s.io")
+    async with KubeClient.from_kubeconfig(cluster.kubeconfig, cluster.limited_context) as lim:
+        assert not await lim.can_i("create", "customresourcedefinitions", "apiextensions.k8s.io")
+        with pytest.raises(ApiError) as err:
+            await lim.apply(_cm("default", {"a": "b"}, name="denied"))
+        assert err.value.status == 403
+
+
+async def test_unreachable_server_is_cluster_unreachable() -> None:
+    async with KubeClient("https://127.0.0.1:1", verify=False, timeout=3) as kc:
+        with pytest.raises(ClusterUnreachable) as err:
+            await kc.version()
+    assert "127.0.0.1:1" in err.value.message
+
+
+def test_unknown_context_is_input_error(cluster) -> None:
+    with pytest.raises(InputError) as err:
+        KubeClient.from_kubeconfig(cluster.kubeconfig, "no-such-context")
+    assert "no-such-context" in err.value.message
