@@ -327,6 +327,15 @@ def bundle_pem(certs: Iterable[x509.Certificate]) -> bytes:
     return b"".join(c.public_bytes(serialization.Encoding.PEM) for c in certs)
 
 
+def issued_by(cert: x509.Certificate, ca: x509.Certificate) -> bool:
+    """Whether ``ca`` signed ``cert`` (names match and the signature verifies).
+
+    Used by the trust step to decide whether an existing leaf still belongs to the
+    current CA or must be re-issued.
+    """
+    return _signed_by(cert, ca)
+
+
 __all__ = [
     "CertKey",
     "bundle_pem",
@@ -334,6 +343,7 @@ __all__ = [
     "fingerprint",
     "hostname_matches",
     "issue_cert",
+    "issued_by",
     "load_certs",
     "load_der",
     "make_ca",

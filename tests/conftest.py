@@ -1,3 +1,15 @@
 """Shared pytest set-up: the real test clusters come from the testenv plugin."""
 
+import pytest
+
 pytest_plugins = ["tests.testenv.pytest_plugin"]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """``--update-golden``: rewrite tests/golden/ from the current renderer output."""
+    parser.addoption(
+        "--update-golden",
+        action="store_true",
+        default=False,
+        help="rewrite the golden files under tests/golden/ instead of comparing with them",
+    )

@@ -16,7 +16,19 @@ import typer
 from choreoctl.errors import ChoreoError
 
 # One module per command group, in the order they appear in --help.
-COMMAND_MODULES: tuple[str, ...] = ("choreoctl.cli.version",)
+COMMAND_MODULES: tuple[str, ...] = (
+    "choreoctl.cli.version",
+    "choreoctl.cli.preflight",
+    "choreoctl.cli.doctor",
+    "choreoctl.cli.render",
+    "choreoctl.cli.install",
+    "choreoctl.cli.topology",
+    "choreoctl.cli.trust",
+    "choreoctl.cli.plane",
+    "choreoctl.cli.env",
+    "choreoctl.cli.status",
+    "choreoctl.cli.completion",
+)
 
 app = typer.Typer(
     name="choreoctl",

@@ -75,7 +75,7 @@ def print_error(err: ChoreoError) -> None:
     from rich.markup import escape
 
     out = console(stderr=True)
-    out.print(f"[bold red]error[{escape(err.reference)}][/]: {escape(err.message)}")
+    out.print(f"[bold red]{escape(f'error[{err.reference}]')}[/]: {escape(err.message)}")
     shown = list(err.problems)[:20]
     for problem in shown:
         out.print(f"  [red]•[/] {escape(problem.line())}")

@@ -415,3 +415,43 @@ class KubeClient:
         path = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
         out = await self._call("POST", path, body=review) or {}
         return bool(out.get("status", {}).get("allowed"))
+
+    # -- added for the install engine -----------------------------------------------------
+
+    async def delete_exact(
+        self,
+        api_version: str,
+        kind: str,
+        name: str,
+        namespace: str | None,
+        uid: str,
+        propagation: str = "Background",
+    ) -> bool:
+        """Delete an object only while its uid is ``uid``; False when it is already gone.
+
+        A replaced object (same name, other uid) makes the server answer 409, raised as
+        :class:`ApiError`: uninstall must never delete what it did not create.
+        """
+        path = await self.path(api_version, kind, namespace, name)
+        body = {
+            "kind": "DeleteOptions",
+            "apiVersion": "v1",
+            "propagationPolicy": propagation,
+            "preconditions": {"uid": uid},
+        }
+        out = await self._call("DELETE", path, body=body, ok_missing=True)
+        return out is not None
+
+    async def pod_logs(
+        self, name: str, namespace: str, container: str | None = None, tail_lines: int = 200
+    ) -> str:
+        """The last ``tail_lines`` of a pod's log; :class:`ApiError` when the kubelet is
+        not reachable (e.g. simulated nodes) or the pod has no such container."""
+        path = f"/api/v1/namespaces/{namespace}/pods/{name}/log"
+        params: dict[str, Any] = {"tailLines": tail_lines}
+        if container:
+            params["container"] = container
+        resp = await self.request("GET", path, params=params)
+        if resp.status_code >= 400:
+            raise self._api_error("GET", path, resp)
+        return resp.text

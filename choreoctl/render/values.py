@@ -62,7 +62,9 @@ def agent_server_url(topology: Topology, plane: Plane) -> str:
             f"plane {plane.name!r} is in cluster {plane.cluster!r}, away from the control "
             "plane, but the topology names no address for its agents to dial",
             hint="set gateway.externalHost to the DNS name of the gateway's LoadBalancer",
-            problems=[Problem("required when planes live in other clusters", path="gateway.externalHost")],
+            problems=[
+                Problem("required when planes live in other clusters", path="gateway.externalHost")
+            ],
         )
     return f"wss://{host}:{topology.gateway.port}/ws"
 
@@ -188,6 +190,7 @@ def plane_values(topology: Topology, plane: Plane, images: dict[str, str]) -> di
         "components": components(plane),
         "images": images,
         "pull_secrets": list(topology.images.pull_secrets),
+        "image_pull_secrets": [{"name": s} for s in topology.images.pull_secrets],
         "lb": {
             "https": lb.ports.https,
             "http": lb.ports.http,
@@ -220,7 +223,7 @@ def plane_values(topology: Topology, plane: Plane, images: dict[str, str]) -> di
     return values
 
 
-def all_plane_values(topology: Topology) -> dict[str, dict[str, Any]]:
-    """Values for every plane, keyed by plane name, in topology order."""
+def all_plane_values(topology: Topology) -> list[tuple[Plane, dict[str, Any]]]:
+    """Every plane with its values, in topology order."""
     images = resolve_images(topology.images)
-    return {p.name: plane_values(topology, p, images) for p in topology.planes}
+    return [(p, plane_values(topology, p, images)) for p in topology.planes]

@@ -15,7 +15,6 @@ import os
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path as FsPath
 from typing import Any
 
 from choreoctl.errors import Problem, TopologyError
@@ -68,8 +67,11 @@ class Located:
             return str(self.key_marks[path])
         for n in range(len(path), -1, -1):
             mark = self.marks.get(path[:n])
-            if mark is not None:
-                return str(mark)
+            if mark is None:
+                continue
+            key_mark = self.key_marks.get(path[:n])
+            # A block value starts on the line below its key; the key is where to look.
+            return str(key_mark if key_mark and key_mark.line != mark.line else mark)
         return self.origin
 
 
@@ -91,7 +93,7 @@ def short_tag(tag: str) -> str:
 
 def _fail(message: str, where: str, hint: str = "", expected: str = "") -> TopologyError:
     problem = Problem(message, where=where, expected=expected, hint=hint)
-    return TopologyError(f"cannot load {where.split(':')[0]}", hint=hint, problems=(problem,))
+    return TopologyError(f"cannot load {where.split(':')[0]}", problems=(problem,))
 
 
 def read_text(path: str) -> str:
@@ -148,9 +150,11 @@ def parse(text: str, name: str) -> Located:
         mark = e.problem_mark or e.context_mark
         where = str(Mark(name, mark.line + 1, mark.column + 1)) if mark else name
         message = " ".join(p for p in (e.context, e.problem) if p) or "invalid YAML"
-        raise _fail(
-            f"invalid YAML: {message}", where, "check the indentation and quoting around here"
-        ) from e
+        hint = "check the indentation and quoting around here"
+        lines = text.split("\n")
+        if mark and mark.line < len(lines) and "\t" in lines[mark.line][: mark.column + 1]:
+            hint = "indent with spaces: YAML does not allow tabs for indentation"
+        raise _fail(f"invalid YAML: {message}", where, hint) from e
     except yaml.YAMLError as e:  # reader errors: control characters and the like
         where, message = name, str(e).split("\n")[0]
         position = getattr(e, "position", None)
@@ -177,7 +181,7 @@ def _events(text: str) -> Iterator[Any]:
 
     parser: Any
     try:
-        from yaml.cyaml import CParser
+        from yaml._yaml import CParser
 
         parser = CParser(text)
     except ImportError:  # pragma: no cover - PyYAML built without libyaml
@@ -314,7 +318,7 @@ class _Builder:
 
         tag = event.tag
         if tag is None or tag == "!":
-            tag = self._resolver.resolve(ScalarNode, event.value, event.implicit)
+            tag = self._resolver.resolve(ScalarNode, event.value, event.implicit)  # type: ignore[no-untyped-call]
             if tag in (_TIMESTAMP_TAG, _MERGE_TAG) or tag not in _SCALAR_TAGS:
                 tag = _STR  # dates stay text; `<<` is handled by the mapping
         elif tag not in _SCALAR_TAGS:
@@ -331,7 +335,9 @@ class _Builder:
         try:
             return self._constructor.construct_object(node)
         except (ValueError, ArithmeticError):
-            self.problem(f"{event.value!r} is not a valid {tag.rsplit(':', 1)[1]}", event.start_mark)
+            self.problem(
+                f"{event.value!r} is not a valid {tag.rsplit(':', 1)[1]}", event.start_mark
+            )
             return None
 
     def sequence(

@@ -1,0 +1,175 @@
+"""Certificate checks: cert-manager where a plane needs it, and bring-your-own TLS."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+from typing import Any
+
+from choreoctl.checks.framework import (
+    Category,
+    Check,
+    CheckContext,
+    Outcome,
+    failed,
+    passed,
+    skipped,
+    warned,
+)
+from choreoctl.checks.preflight.needs import needs_cert_manager
+from choreoctl.checks.quantity import version_at_least
+from choreoctl.checks.tlsinspect import inspect_byo
+from choreoctl.errors import ChoreoError
+from choreoctl.topology.model import Plane, PlaneKind, TLSIssuer, Topology
+
+MIN_CERT_MANAGER = "1.12.0"
+CERT_MANAGER_CRDS = (
+    "certificates.cert-manager.io",
+    "issuers.cert-manager.io",
+    "clusterissuers.cert-manager.io",
+    "certificaterequests.cert-manager.io",
+)
+
+
+def _established(crd: dict[str, Any] | None) -> bool:
+    conds = ((crd or {}).get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "Established" and c.get("status") == "True" for c in conds)
+
+
+def controller_version(dep: dict[str, Any]) -> str:
+    """cert-manager's version from its Deployment: the version label, else the image tag."""
+    labels = (dep.get("metadata") or {}).get("labels") or {}
+    if labels.get("app.kubernetes.io/version"):
+        return str(labels["app.kubernetes.io/version"])
+    containers = (
+        ((dep.get("spec") or {}).get("template") or {}).get("spec", {}).get("containers", [])
+    )
+    for c in containers:
+        image = str(c.get("image", "")).split("@")[0]
+        if ":" in image.rsplit("/", 1)[-1]:
+            return image.rsplit(":", 1)[1]
+    return ""
+
+
+async def find_controller(ctx: CheckContext) -> dict[str, Any] | None:
+    """The cert-manager controller Deployment (chart or static-manifest labels)."""
+    for selector in (
+        "app.kubernetes.io/name=cert-manager,app.kubernetes.io/component=controller",
+        "app.kubernetes.io/name=cert-manager",
+        "app=cert-manager",
+    ):
+        found = await ctx.kc.list("apps/v1", "Deployment", label_selector=selector)
+        if found:
+            return found[0]
+    return None
+
+
+async def check_cert_manager(ctx: CheckContext) -> Outcome:
+    why = needs_cert_manager(ctx.topology, ctx.name)
+    if not why:
+        return skipped("every plane here brings its own certificates and trust.issuer is choreoctl")
+    crds = {
+        n: await ctx.kc.get("apiextensions.k8s.io/v1", "CustomResourceDefinition", n)
+        for n in CERT_MANAGER_CRDS
+    }
+    missing = [n for n, crd in crds.items() if crd is None]
+    if missing:
+        return failed(f"cert-manager CRDs missing: {', '.join(missing)}", why)
+    pending = [n for n, crd in crds.items() if not _established(crd)]
+    if pending:
+        return failed(f"cert-manager CRDs not Established: {', '.join(pending)}", why)
+    dep = await find_controller(ctx)
+    if dep is None:
+        return failed("cert-manager CRDs exist but no controller Deployment was found", why)
+    meta = dep["metadata"]
+    where = f"{meta['namespace']}/{meta['name']}"
+    version = controller_version(dep)
+    status = dep.get("status") or {}
+    if not status.get("availableReplicas"):
+        return failed(f"cert-manager controller {where} has no available replica", why)
+    if not version:
+        return warned(f"cert-manager controller {where} runs; its version is unknown", why)
+    if not version_at_least(version, MIN_CERT_MANAGER):
+        return failed(f"cert-manager {version} at {where}; need ≥ {MIN_CERT_MANAGER}", why)
+    return passed(f"cert-manager {version} ({where}), CRDs Established")
+
+
+def required_domains(plane: Plane) -> list[str]:
+    """The names a plane's public certificate must serve."""
+    keys = {
+        PlaneKind.control: ("console", "api", "identity"),
+        PlaneKind.data: ("apps",),
+        PlaneKind.observability: ("ingestion",),
+        PlaneKind.build: (),
+    }[plane.kind]
+    return [plane.domains[k] for k in keys if plane.domains.get(k)]
+
+
+def _path(topology: Topology, name: str) -> Path:
+    p = Path(name).expanduser()
+    if not p.is_absolute() and topology.source and Path(topology.source).is_file():
+        p = Path(topology.source).parent / p
+    return p
+
+
+async def _material(ctx: CheckContext, plane: Plane) -> tuple[bytes, bytes, bytes | None]:
+    tls = plane.tls
+    if tls.cert_file and tls.key_file:
+        try:
+            cert = _path(ctx.topology, tls.cert_file).read_bytes()
+            key = _path(ctx.topology, tls.key_file).read_bytes()
+            ca = _path(ctx.topology, tls.ca_file).read_bytes() if tls.ca_file else None
+        except OSError as e:
+            raise ChoreoError(f"cannot read {e.filename}: {e.strerror}") from e
+        return cert, key, ca
+    secret = await ctx.kc.get("v1", "Secret", tls.secret_name, plane.namespace)
+    if secret is None:
+        raise ChoreoError(f"Secret {plane.namespace}/{tls.secret_name} does not exist")
+    data = secret.get("data") or {}
+    if "tls.crt" not in data or "tls.key" not in data:
+        raise ChoreoError(f"Secret {plane.namespace}/{tls.secret_name} lacks tls.crt or tls.key")
+    ca = base64.b64decode(data["ca.crt"]) if data.get("ca.crt") else None
+    return base64.b64decode(data["tls.crt"]), base64.b64decode(data["tls.key"]), ca
+
+
+async def check_byo_tls(ctx: CheckContext) -> Outcome:
+    planes = [p for p in ctx.planes if p.tls.issuer is TLSIssuer.byo]
+    if not planes:
+        return skipped("no plane here brings its own certificate")
+    errors: list[str] = []
+    warnings: list[str] = []
+    for plane in planes:
+        try:
+            cert, key, ca = await _material(ctx, plane)
+            findings = inspect_byo(cert, key, ca, required_domains(plane))
+        except ChoreoError as e:
+            errors.append(f"{plane.name}: {e.message}")
+            continue
+        errors += [f"{plane.name}: {f.message}" for f in findings if f.fatal]
+        warnings += [f"{plane.name}: {f.message}" for f in findings if not f.fatal]
+    if errors:
+        return failed(errors[0], errors[1:] + warnings)
+    if warnings:
+        return warned(warnings[0], warnings[1:])
+    names = ", ".join(p.name for p in planes)
+    return passed(f"certificates of {names}: key matches, names covered, chain verifies")
+
+
+CHECKS: tuple[Check, ...] = (
+    Check(
+        "cert-manager",
+        Category.certificates,
+        "cert-manager ≥ 1.12 runs and its CRDs are Established",
+        "install cert-manager ≥ 1.12 (https://cert-manager.io/docs/installation/), or set "
+        "trust.issuer: choreoctl and bring your own certificates",
+        check_cert_manager,
+    ),
+    Check(
+        "byo-tls",
+        Category.certificates,
+        "bring-your-own certificates match their key, domains and CA",
+        "issue a certificate whose SANs cover the plane's domains (a wildcard `*.APPS-DOMAIN` "
+        "for data planes), valid > 30 days, with its chain and key; see the hint in details",
+        check_byo_tls,
+    ),
+)

@@ -1,0 +1,1 @@
+"""Planes as custom resources: registration, listing, unregistration and Environments."""

@@ -1,0 +1,173 @@
+"""What the agent does with a request: run it against its own API server, as itself.
+
+Only ``target: "k8s"`` exists (anything else → 404). The caller's ``Authorization`` is
+dropped; the agent's ServiceAccount token (inside :class:`KubeClient`) is what the API
+server sees, so RBAC of the plane is the agent's RBAC. Bodies are read with a bound;
+streams send chunks only while the gateway has granted credit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+import httpx
+
+from choreoctl.errors import ClusterError
+from choreoctl.runtime import protocol as p
+
+if TYPE_CHECKING:
+    from choreoctl.kube.client import KubeClient
+
+Send = Callable[[p.Message], Awaitable[None]]
+
+_DROP = frozenset(
+    {
+        "authorization",
+        "host",
+        "content-length",
+        "connection",
+        "transfer-encoding",
+        "accept-encoding",
+        "keep-alive",
+        "upgrade",
+        "te",
+        "proxy-authorization",
+    }
+)
+_DROP_RESPONSE = frozenset({"connection", "transfer-encoding", "keep-alive", "content-length"})
+
+
+class Credit:
+    """Bytes the agent may still send on one stream; unlimited when the window is 0."""
+
+    def __init__(self, window: int) -> None:
+        self.unlimited = window <= 0
+        self.available = window
+        self._more = asyncio.Event()
+
+    def grant(self, amount: int) -> None:
+        self.available += amount
+        self._more.set()
+
+    async def take(self, amount: int) -> None:
+        """Wait until some credit is left, then spend ``amount`` (may go below zero once)."""
+        if self.unlimited:
+            return
+        while self.available <= 0:
+            self._more.clear()
+            await self._more.wait()
+        self.available -= amount
+
+
+def _error(req: p.Request, status: int, message: str, code: str = "") -> p.Response:
+    return p.Response(req.request_id, status, error=p.ErrorInfo(message, code=code))
+
+
+def _headers(req: p.Request) -> dict[str, str]:
+    out = {k: ", ".join(v) for k, v in req.headers.items() if k.lower() not in _DROP}
+    out["Accept-Encoding"] = "identity"
+    return out
+
+
+def _response_headers(resp: httpx.Response) -> p.Headers:
+    out: p.Headers = {}
+    for name, value in resp.headers.multi_items():
+        if name.lower() not in _DROP_RESPONSE:
+            out.setdefault(name, []).append(value)
+    return out
+
+
+class Executor:
+    """Runs tunnel requests against one API server."""
+
+    def __init__(self, kube: KubeClient, timeout: float = 30.0) -> None:
+        self.kube = kube
+        self.timeout = timeout
+
+    async def _open(self, req: p.Request, timeout: float | None) -> httpx.Response:
+        url = f"{req.path}?{req.query}" if req.query else req.path
+        return await self.kube.request(
+            req.method,
+            url,
+            headers=_headers(req),
+            content=req.body or None,
+            stream=True,
+            timeout=timeout,
+        )
+
+    async def run(self, req: p.Request) -> p.Response:
+        """One request → one response (body bounded by MAX_RESPONSE_BODY)."""
+        if req.target != "k8s":
+            return _error(req, 404, f"unknown target {req.target!r}", "UNKNOWN_TARGET")
+        try:
+            async with asyncio.timeout(self.timeout):
+                resp = await self._open(req, self.timeout)
+                try:
+                    body = bytearray()
+                    async for chunk in resp.aiter_raw():
+                        body += chunk
+                        if len(body) > p.MAX_RESPONSE_BODY:
+                            return _error(
+                                req,
+                                502,
+                                f"response over {p.MAX_RESPONSE_BODY} bytes; page the list "
+                                "(limit/continue) or watch instead",
+                                "RESPONSE_TOO_LARGE",
+                            )
+                finally:
+                    await resp.aclose()
+        except TimeoutError:
+            return _error(
+                req, 504, f"the API server did not answer within {self.timeout:g}s", "TIMEOUT"
+            )
+        except ClusterError as e:
+            return _error(req, 502, e.message, "UPSTREAM_UNREACHABLE")
+        return p.Response(req.request_id, resp.status_code, _response_headers(resp), bytes(body))
+
+    async def stream(self, req: p.Request, send: Send, credit: Credit) -> None:
+        """Relay a watch/follow: status first, then chunks as credit allows, then a close."""
+        if req.target != "k8s":
+            await send(_error(req, 404, f"unknown target {req.target!r}", "UNKNOWN_TARGET"))
+            return
+        if req.is_upgrade:
+            await send(
+                _error(
+                    req, 501, "protocol upgrades (exec, port-forward) are not supported", "UPGRADE"
+                )
+            )
+            return
+        try:
+            async with asyncio.timeout(self.timeout):
+                resp = await self._open(req, None)
+        except TimeoutError:
+            await send(_error(req, 504, "the API server did not answer", "TIMEOUT"))
+            return
+        except ClusterError as e:
+            await send(_error(req, 502, e.message, "UPSTREAM_UNREACHABLE"))
+            return
+        try:
+            if resp.status_code >= 300:
+                body = bytearray()
+                async for chunk in resp.aiter_raw():
+                    body += chunk
+                    if len(body) > 1024 * 1024:
+                        break
+                await send(
+                    p.Response(
+                        req.request_id, resp.status_code, _response_headers(resp), bytes(body)
+                    )
+                )
+                return
+            await send(p.Response(req.request_id, resp.status_code, _response_headers(resp)))
+            async for chunk in resp.aiter_raw(p.CHUNK_SIZE):
+                for i in range(0, len(chunk), p.CHUNK_SIZE):
+                    part = chunk[i : i + p.CHUNK_SIZE]
+                    await credit.take(len(part))
+                    await send(p.Chunk(req.request_id, part))
+        except (ClusterError, httpx.HTTPError):
+            pass  # the upstream ended the stream: close it on the gateway side too
+        finally:
+            await resp.aclose()
+        await send(p.Chunk(req.request_id, is_close=True))

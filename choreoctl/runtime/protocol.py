@@ -1,0 +1,261 @@
+"""The tunnel protocol between gateway and agent, wire-compatible with OpenChoreo's.
+
+Messages are JSON objects in WebSocket text frames; byte fields are base64. OpenChoreo's
+shapes (kept exact, camelCase):
+
+- gateway → agent request: ``{requestID, gatewayRequestID?, target, method, path, query?,
+  headers?: {name: [values]}, body?}``
+- gateway → agent stream open: the same without body, plus ``isUpgrade`` (and
+  ``upgradeProto``)
+- agent → gateway response: ``{requestID, statusCode, headers?, body?, error?: {code?,
+  message, details?}}``
+- chunks, both ways: ``{requestID, data, streamId?, isClose?}``
+
+choreoctl's extension, used only when both ends announced it in the WebSocket handshake
+(header ``X-Choreoctl-Tunnel``): a stream open carries ``window`` (bytes the agent may
+send before it waits) and the gateway grants more with ``{requestID, type: "credit",
+credit}``. An OpenChoreo peer never sees these, so the non-streaming exchange stays
+exactly the reference's.
+
+Decoding is strict and bounded: anything malformed raises :class:`ProtocolError`, which
+the receiver logs and drops; it never takes a connection down by itself.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+EXTENSION_HEADER = "X-Choreoctl-Tunnel"
+EXTENSION_VERSION = "1"
+
+MAX_REQUEST_BODY = 10 * 1024 * 1024  # the proxy answers 413 above this
+MAX_RESPONSE_BODY = 16 * 1024 * 1024  # the agent answers 502 above this; use paging/streams
+MAX_FRAME = (MAX_RESPONSE_BODY * 4) // 3 + 256 * 1024  # base64 + JSON envelope
+CHUNK_SIZE = 64 * 1024  # stream chunk payload
+STREAM_WINDOW = 1024 * 1024  # bytes in flight per stream before the agent waits
+MAX_ID = 128
+MAX_PATH = 8192
+MAX_HEADERS = 128
+MAX_HEADER_BYTES = 64 * 1024
+
+Headers = dict[str, list[str]]
+
+
+class ProtocolError(ValueError):
+    """A frame that is not a valid tunnel message."""
+
+
+@dataclass
+class ErrorInfo:
+    """``error`` of a response: what went wrong on the agent side."""
+
+    message: str
+    code: str = ""
+    details: str = ""
+
+
+@dataclass
+class Request:
+    """A request to run on the agent's side; ``stream`` marks OpenChoreo's stream open."""
+
+    request_id: str
+    method: str
+    path: str
+    target: str = "k8s"
+    query: str = ""
+    headers: Headers = field(default_factory=dict)
+    body: bytes = b""
+    gateway_request_id: str = ""
+    stream: bool = False
+    is_upgrade: bool = False
+    upgrade_proto: str = ""
+    window: int = 0
+
+
+@dataclass
+class Response:
+    """The agent's answer (for a stream: the status line before the chunks)."""
+
+    request_id: str
+    status_code: int
+    headers: Headers = field(default_factory=dict)
+    body: bytes = b""
+    error: ErrorInfo | None = None
+
+
+@dataclass
+class Chunk:
+    """Stream data; ``is_close`` ends (or cancels) the stream from either side."""
+
+    request_id: str
+    data: bytes = b""
+    stream_id: str = ""
+    is_close: bool = False
+
+
+@dataclass
+class Credit:
+    """choreoctl extension: the gateway lets the agent send ``credit`` more stream bytes."""
+
+    request_id: str
+    credit: int
+
+
+Message = Request | Response | Chunk | Credit
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def encode(msg: Message) -> str:
+    """The JSON text of one message, with OpenChoreo's field names."""
+    out: dict[str, Any] = {"requestID": msg.request_id}
+    if isinstance(msg, Request):
+        if msg.gateway_request_id:
+            out["gatewayRequestID"] = msg.gateway_request_id
+        out.update(target=msg.target, method=msg.method, path=msg.path)
+        if msg.query:
+            out["query"] = msg.query
+        if msg.headers:
+            out["headers"] = msg.headers
+        if msg.stream:
+            out["isUpgrade"] = msg.is_upgrade
+            if msg.upgrade_proto:
+                out["upgradeProto"] = msg.upgrade_proto
+            if msg.window:
+                out["window"] = msg.window
+        elif msg.body:
+            out["body"] = _b64(msg.body)
+    elif isinstance(msg, Response):
+        out["statusCode"] = msg.status_code
+        if msg.headers:
+            out["headers"] = msg.headers
+        if msg.body:
+            out["body"] = _b64(msg.body)
+        if msg.error is not None:
+            err: dict[str, str] = {"message": msg.error.message}
+            if msg.error.code:
+                err["code"] = msg.error.code
+            if msg.error.details:
+                err["details"] = msg.error.details
+            out["error"] = err
+    elif isinstance(msg, Chunk):
+        out["data"] = _b64(msg.data)
+        if msg.stream_id:
+            out["streamId"] = msg.stream_id
+        if msg.is_close:
+            out["isClose"] = True
+    else:
+        out.update(type="credit", credit=msg.credit)
+    return json.dumps(out, separators=(",", ":"))
+
+
+def _str(d: dict[str, Any], key: str, limit: int, required: bool = False) -> str:
+    value = d.get(key)
+    if value is None:
+        if required:
+            raise ProtocolError(f"missing {key}")
+        return ""
+    if not isinstance(value, str) or len(value) > limit:
+        raise ProtocolError(f"{key} must be a string of at most {limit} characters")
+    return value
+
+
+def _bytes(d: dict[str, Any], key: str) -> bytes:
+    value = d.get(key)
+    if value is None:
+        return b""
+    if not isinstance(value, str):
+        raise ProtocolError(f"{key} must be base64 text")
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError) as e:
+        raise ProtocolError(f"{key} is not valid base64") from e
+
+
+def _headers(d: dict[str, Any]) -> Headers:
+    value = d.get("headers")
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or len(value) > MAX_HEADERS:
+        raise ProtocolError(f"headers must be an object of at most {MAX_HEADERS} names")
+    out: Headers = {}
+    size = 0
+    for name, values in value.items():
+        if isinstance(values, str):
+            values = [values]
+        if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+            raise ProtocolError(f"header {name!r} must be a list of strings")
+        size += len(name) + sum(len(v) for v in values)
+        if size > MAX_HEADER_BYTES or any("\n" in v or "\r" in v for v in values):
+            raise ProtocolError("headers too large or with line breaks")
+        out[name] = list(values)
+    return out
+
+
+def _int(d: dict[str, Any], key: str, lo: int, hi: int) -> int:
+    value = d.get(key)
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise ProtocolError(f"{key} must be an integer in [{lo}, {hi}]")
+    return value
+
+
+def decode(text: str | bytes) -> Message:
+    """Parse one frame into a message; :class:`ProtocolError` if it is not a valid one."""
+    if len(text) > MAX_FRAME:
+        raise ProtocolError(f"frame of {len(text)} bytes exceeds {MAX_FRAME}")
+    try:
+        d = json.loads(text)
+    except (ValueError, RecursionError) as e:
+        raise ProtocolError(f"not JSON: {e}") from e
+    if not isinstance(d, dict):
+        raise ProtocolError("a message must be a JSON object")
+    rid = _str(d, "requestID", MAX_ID, required=True)
+    if not rid:
+        raise ProtocolError("requestID is empty")
+    if d.get("type") == "credit":
+        return Credit(rid, _int(d, "credit", 1, 1 << 40))
+    if "data" in d:
+        close = d.get("isClose", False)
+        if not isinstance(close, bool):
+            raise ProtocolError("isClose must be a boolean")
+        return Chunk(rid, _bytes(d, "data"), _str(d, "streamId", MAX_ID), close)
+    if "statusCode" in d:
+        err = d.get("error")
+        info = None
+        if err is not None:
+            if not isinstance(err, dict):
+                raise ProtocolError("error must be an object")
+            info = ErrorInfo(
+                _str(err, "message", 64 * 1024),
+                _str(err, "code", 256) if isinstance(err.get("code"), str) else "",
+                _str(err, "details", 64 * 1024) if isinstance(err.get("details"), str) else "",
+            )
+        return Response(rid, _int(d, "statusCode", 100, 599), _headers(d), _bytes(d, "body"), info)
+    if "method" in d:
+        method = _str(d, "method", 16, required=True).upper()
+        path = _str(d, "path", MAX_PATH, required=True)
+        stream = "isUpgrade" in d
+        upgrade = d.get("isUpgrade", False)
+        if not isinstance(upgrade, bool):
+            raise ProtocolError("isUpgrade must be a boolean")
+        return Request(
+            request_id=rid,
+            method=method,
+            path=path,
+            target=_str(d, "target", 64),
+            query=_str(d, "query", MAX_PATH),
+            headers=_headers(d),
+            body=b"" if stream else _bytes(d, "body"),
+            gateway_request_id=_str(d, "gatewayRequestID", MAX_ID),
+            stream=stream,
+            is_upgrade=upgrade,
+            upgrade_proto=_str(d, "upgradeProto", 64),
+            window=_int(d, "window", 0, 1 << 40) if "window" in d else 0,
+        )
+    raise ProtocolError("unknown message: no method, statusCode, data or type")

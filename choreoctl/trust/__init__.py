@@ -1,0 +1,1 @@
+"""Trust between the planes: the gateway CA, its distribution, status and rotation."""

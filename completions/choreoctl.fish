@@ -1,0 +1,1 @@
+complete --command choreoctl --no-files --arguments "(env _CHOREOCTL_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=get-args _TYPER_COMPLETE_ARGS=(commandline -cp) choreoctl)" --condition "env _CHOREOCTL_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=is-args _TYPER_COMPLETE_ARGS=(commandline -cp) choreoctl"
