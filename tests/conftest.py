@@ -2,7 +2,8 @@
 
 import pytest
 
-pytest_plugins = ["tests.testenv.pytest_plugin"]
+# kubelet: the `kubelet` fixture that runs choreoctl's own pods as processes.
+pytest_plugins = ["tests.testenv.pytest_plugin", "tests.testenv.kubelet"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

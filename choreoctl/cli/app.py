@@ -28,6 +28,9 @@ COMMAND_MODULES: tuple[str, ...] = (
     "choreoctl.cli.env",
     "choreoctl.cli.status",
     "choreoctl.cli.completion",
+    "choreoctl.cli.gateway",
+    "choreoctl.cli.agent",
+    "choreoctl.cli.controller",
 )
 
 app = typer.Typer(

@@ -44,11 +44,11 @@ KubeconfigOption = Annotated[
 ContextOption = Annotated[str | None, typer.Option("--context", help="Kubeconfig context to use.")]
 
 
-def console(stderr: bool = False) -> Console:
+def console(stderr: bool = False, soft_wrap: bool = False) -> Console:
     """A rich console for stdout (or stderr); colour only on a terminal and without NO_COLOR."""
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False, soft_wrap=False)
+    return Console(stderr=stderr, highlight=False, soft_wrap=soft_wrap)
 
 
 def dump(data: Any, fmt: OutputFormat) -> str:
@@ -74,7 +74,7 @@ def print_error(err: ChoreoError) -> None:
     """The one-screen error: ``error[reference]: message``, located problems, a hint."""
     from rich.markup import escape
 
-    out = console(stderr=True)
+    out = console(stderr=True, soft_wrap=True)  # long paths wrap in the terminal, not mid-word
     out.print(f"[bold red]{escape(f'error[{err.reference}]')}[/]: {escape(err.message)}")
     shown = list(err.problems)[:20]
     for problem in shown:

@@ -43,6 +43,7 @@ class InstallResult:
     seconds: float = 0.0
     apply_seconds: float = 0.0
     wait_seconds: float = 0.0
+    hook_seconds: float = 0.0  # trust and registration (they wait for certificates, agents)
     record: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
@@ -56,6 +57,7 @@ class InstallResult:
             "seconds": round(self.seconds, 3),
             "applySeconds": round(self.apply_seconds, 3),
             "waitSeconds": round(self.wait_seconds, 3),
+            "hookSeconds": round(self.hook_seconds, 3),
             "record": dict(self.record),
         }
 
@@ -134,6 +136,7 @@ async def run_install(
         result.seconds = time.monotonic() - start
         result.apply_seconds = s.timings["apply"]
         result.wait_seconds = s.timings["wait"]
+        result.hook_seconds = s.timings["hooks"]
         if s.record is not None:
             ok = all(st.state is State.done for st in steps)
             complete = ok and not options.only and not options.skip

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Callable, Mapping, Sequence
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from choreoctl.errors import ApiError, InputError
+from choreoctl.errors import ApiError, InputError, Problem, WaitTimeout
 from choreoctl.install.inventory import (
     RECORD_NAME,
     Entry,
@@ -26,6 +27,7 @@ from choreoctl.install.inventory import (
     created_by_attempt,
 )
 from choreoctl.install.objects import Obj, ObjectRef
+from choreoctl.install.waits import Readiness, poll_until
 from choreoctl.kube.client import KubeClient
 from choreoctl.topology.model import Topology
 
@@ -141,7 +143,14 @@ async def _resolve(clients: Mapping[str, KubeClient], e: Entry, since: Mapping[s
     if e.uid:
         return e
     ref = e.ref
-    live = await clients[e.cluster].get(ref.api_version, ref.kind, ref.name, ref.namespace or None)
+    try:
+        live = await clients[e.cluster].get(
+            ref.api_version, ref.kind, ref.name, ref.namespace or None
+        )
+    except ApiError as err:
+        if err.status != 404:
+            raise
+        return e
     if live is None:
         return e
     meta = live["metadata"]
@@ -170,7 +179,12 @@ class Remover:
             return False
         client = self.clients[entry.cluster]
         ref = entry.ref
-        live = await client.get(ref.api_version, ref.kind, ref.name, ref.namespace or None)
+        try:
+            live = await client.get(ref.api_version, ref.kind, ref.name, ref.namespace or None)
+        except ApiError as e:
+            if e.status != 404:
+                raise
+            live = None  # its CRD is gone, and every instance with it
         if live is None:
             self.result.gone.append(label)
             return True
@@ -203,6 +217,7 @@ async def run_uninstall(
     delete_data: bool = False,
     dry_run: bool = False,
     report: Callable[[str], None] = lambda _m: None,
+    timeout: float = 180.0,
 ) -> UninstallResult:
     """Uninstall what the record in the control plane cluster lists."""
     control = topology.control
@@ -250,6 +265,7 @@ async def run_uninstall(
     await remove_deferred(remover, deferred)
     if not dry_run:
         await store.delete()
+        await wait_namespaces_gone(clients, result, timeout)
     return result
 
 
@@ -290,3 +306,38 @@ async def remove_deferred(remover: Remover, deferred: Sequence[Entry]) -> None:
                     )
                     continue
         await remover.remove(e)
+
+
+async def wait_namespaces_gone(
+    clients: Mapping[str, KubeClient], result: UninstallResult, timeout: float
+) -> None:
+    """Wait until the deleted namespaces are finalized: a re-install right after an
+    uninstall would otherwise hit "namespace is being terminated"."""
+    pending = [
+        (label.split(": ", 1)[0], label.rsplit(" ", 1)[1])
+        for label in result.deleted
+        if ": Namespace " in label
+    ]
+    deadline = time.monotonic() + timeout
+
+    async def gone(cluster: str, name: str) -> Readiness:
+        live = await clients[cluster].get("v1", "Namespace", name)
+        if live is None:
+            return Readiness(True, "gone")
+        conds = (live.get("status") or {}).get("conditions") or []
+        return Readiness(False, "; ".join(c.get("message", "") for c in conds) or "Terminating")
+
+    def probe(cluster: str, name: str) -> Callable[[], Awaitable[Readiness]]:
+        return lambda: gone(cluster, name)
+
+    seen = await asyncio.gather(*(poll_until(probe(c, n), deadline) for c, n in pending))
+    late = [(c, n, r) for (c, n), r in zip(pending, seen, strict=True) if not r.ready]
+    if late:
+        raise WaitTimeout(
+            f"{len(late)} namespace(s) still terminating after {timeout:g}s",
+            hint="something holds a finalizer: kubectl get ns NAME -o yaml shows which; "
+            "run uninstall again once it is resolved",
+            problems=tuple(
+                Problem(f"last seen: {r.seen}", where=f"{c}: Namespace {n}") for c, n, r in late
+            ),
+        )

@@ -94,7 +94,8 @@ def split_documents(text: str, source: str) -> list[Manifest]:
     for lines in chunks:
         chunk = _clean("\n".join(lines))
         try:
-            obj = yaml.safe_load(chunk)
+            # libyaml's safe loader when built in: the same safe constructors, ~10x faster.
+            obj = yaml.load(chunk, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
         except yaml.YAMLError as e:
             raise RenderError(
                 f"template {source} produced invalid YAML: {e}",

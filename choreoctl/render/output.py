@@ -147,6 +147,9 @@ def write_rendered(rendered: Rendered, output_dir: str | Path, force: bool = Fal
             path = out / rel
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text, encoding="utf-8")
+            if path.name.startswith("secret-"):
+                # A byo Secret carries a private key: readable by the owner only.
+                path.chmod(0o600)
         record = {"apiVersion": "choreoctl.dev/v1alpha1", "kind": RECORD_KIND}
         record["topology"] = rendered.topology
         (out / RECORD).write_text(_dump({**record, "files": list(files)}), encoding="utf-8")

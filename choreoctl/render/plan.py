@@ -26,11 +26,6 @@ _WAIT_CONDITIONS: dict[str, str] = {
     "StatefulSet": "Ready",  # status.readyReplicas == spec.replicas
     "Certificate": "Ready",
 }
-_CR_KINDS: dict[PlaneKind, str] = {
-    PlaneKind.data: "DataPlane",
-    PlaneKind.build: "BuildPlane",
-    PlaneKind.observability: "ObservabilityPlane",
-}
 
 
 @dataclass(frozen=True)
@@ -123,11 +118,16 @@ def waits_for(manifests: list[Manifest]) -> tuple[Wait, ...]:
 
 
 def _registration(topology: Topology, plane: Plane) -> dict[str, Any]:
-    reg: dict[str, Any] = {
-        "kind": _CR_KINDS[plane.kind],
-        "name": plane.name,
-        "namespace": topology.organization,
-        "planeID": plane.effective_plane_id,
+    """The plane object registration writes (choreoctl.planes.crs), minus the clientCA it
+    copies from the plane cluster once the agent certificate exists."""
+    from choreoctl.planes.crs import plane_cr
+
+    cr = plane_cr(topology, plane, client_ca="")
+    return {
+        "kind": cr["kind"],
+        "name": cr["metadata"]["name"],
+        "namespace": cr["metadata"]["namespace"],
+        "spec": {k: v for k, v in cr["spec"].items() if k != "clusterAgent"},
         "clientCAFrom": {
             "cluster": plane.cluster,
             "namespace": plane.namespace,
@@ -135,15 +135,6 @@ def _registration(topology: Topology, plane: Plane) -> dict[str, Any]:
             "key": "ca.crt",
         },
     }
-    if plane.kind is PlaneKind.observability:
-        reg["observerURL"] = f"http://observer.{plane.namespace}.svc.cluster.local:8080"
-    if plane.observability_plane:
-        reg["observabilityPlaneRef"] = plane.observability_plane
-    if plane.kind is PlaneKind.data:
-        reg["publicVirtualHost"] = plane.public_virtual_host
-        if plane.secret_store:
-            reg["secretStoreRef"] = plane.secret_store
-    return reg
 
 
 def build_plan(

@@ -11,6 +11,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
+from choreoctl.errors import Problem, RenderError
 from choreoctl.render.charts import chart_templates, crd_files, render_template
 from choreoctl.render.manifests import Manifest, order, split_documents
 from choreoctl.render.plan import InstallPlan, build_plan
@@ -76,8 +77,34 @@ def _organization_values(topology: Topology) -> dict[str, Any]:
     }
 
 
+def _check_placement(topology: Topology) -> None:
+    """Two planes in one namespace of one cluster would render the same objects twice."""
+    seen: dict[tuple[str, str], str] = {}
+    problems: list[Problem] = []
+    for p in topology.planes:
+        where = (p.cluster, p.namespace)
+        label = f"{p.kind.value} {p.name}"
+        if where in seen:
+            problems.append(
+                Problem(
+                    f"{label} and {seen[where]} share namespace {p.namespace!r}",
+                    path=f"planes.{p.name}.namespace",
+                    expected="one namespace per plane within a cluster",
+                )
+            )
+        else:
+            seen[where] = label
+    if problems:
+        raise RenderError(
+            "planes would overwrite each other's objects",
+            hint="give each plane in the same cluster its own namespace",
+            problems=problems,
+        )
+
+
 def render_topology(topology: Topology) -> Rendered:
     """Render every chart of ``topology`` and the install plan. Raises RenderError."""
+    _check_placement(topology)
     control_cluster = topology.control.cluster
     directories: dict[tuple[str, str], list[Manifest]] = {}
     crds = [m for name, text in crd_files() for m in split_documents(text, f"crds/{name}")]

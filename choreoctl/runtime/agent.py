@@ -175,16 +175,12 @@ class Agent:
                     self._dispatch(ws, msg.data)
                 elif msg.type is aiohttp.WSMsgType.PING:
                     await ws.pong(msg.data)
-                elif msg.type in (
-                    aiohttp.WSMsgType.CLOSE,
-                    aiohttp.WSMsgType.CLOSING,
-                    aiohttp.WSMsgType.CLOSED,
-                ):
-                    return (
-                        ws.close_code
-                        if ws.close_code is not None
-                        else (msg.data if isinstance(msg.data, int) else None)
-                    )
+                elif msg.type is aiohttp.WSMsgType.CLOSE:
+                    # the code the gateway sent; ws.close_code may say 1006 when the
+                    # gateway hangs up right after its close frame (a restart)
+                    return int(msg.data) if isinstance(msg.data, int) else ws.close_code
+                elif msg.type in (aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED):
+                    return ws.close_code
                 elif msg.type is aiohttp.WSMsgType.ERROR:
                     log.warning("connection error", extra=fields(error=str(ws.exception())))
                     return None

@@ -161,7 +161,7 @@ class Executor:
                 )
                 return
             await send(p.Response(req.request_id, resp.status_code, _response_headers(resp)))
-            async for chunk in resp.aiter_raw(p.CHUNK_SIZE):
+            async for chunk in resp.aiter_raw():  # as it arrives; a chunk_size would buffer
                 for i in range(0, len(chunk), p.CHUNK_SIZE):
                     part = chunk[i : i + p.CHUNK_SIZE]
                     await credit.take(len(part))

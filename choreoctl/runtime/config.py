@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 from choreoctl.errors import InputError
+
+if TYPE_CHECKING:
+    from choreoctl.kube.client import KubeClient
 
 _UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 _PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
@@ -55,3 +59,13 @@ def plane_type(text: str, flag: str = "--plane-type") -> str:
             hint="use one of dataplane, buildplane (or workflowplane), observabilityplane",
         )
     return canonical
+
+
+def kube_client(kubeconfig: str | None, context: str | None) -> KubeClient:
+    """A client for this process's own cluster: the kubeconfig if given, else in-cluster
+    (KUBERNETES_SERVICE_HOST/PORT and the ServiceAccount in $CHOREOCTL_SERVICEACCOUNT_DIR)."""
+    from choreoctl.kube.client import KubeClient
+
+    if kubeconfig:
+        return KubeClient.from_kubeconfig(kubeconfig, context)
+    return KubeClient.in_cluster()

@@ -18,6 +18,7 @@ from choreoctl.topology.checks import did_you_mean
 from choreoctl.topology.yamlsource import Located, Path, format_path
 
 E = TypeVar("E", bound=enum.Enum)
+MAX_PROBLEMS = 100  # past this, a file is not a topology; stop spending time on it
 Check = Callable[[str], str]
 
 _TYPE_NAMES = {
@@ -43,6 +44,7 @@ class Reader:
         self.doc = doc
         self.problems: list[Problem] = []
         self.flagged: set[Path] = set()
+        self.truncated = False
 
     def add(
         self,
@@ -59,6 +61,9 @@ class Reader:
         ``flag`` is the path whose later problems this one explains (default ``path``).
         """
         if cascade and any(path[:n] in self.flagged for n in range(len(path) + 1)):
+            return
+        if len(self.problems) >= MAX_PROBLEMS:
+            self.truncated = True
             return
         self.flagged.add(path if flag is None else flag)
         self.problems.append(
@@ -81,6 +86,9 @@ class Reader:
             self.add(path, f"found {type_name(value)}", expected="a mapping")
             return {}
         for key in value:
+            if len(self.problems) >= MAX_PROBLEMS:
+                self.truncated = True
+                break
             if key not in allowed:
                 self.add(
                     (*path, key),

@@ -68,6 +68,8 @@ def load_parsed(ref: str, values_files: Sequence[str] = (), sets: Sequence[str] 
     check_all(reader, parsed)
     if reader.problems:
         problems = _sorted(reader.problems)
+        if reader.truncated:
+            problems += (Problem(f"stopped after {len(problems)} problems", where=path),)
         raise TopologyError(
             f"topology {ref} is invalid: {len(problems)} problem(s)",
             hint="fix the fields above; `choreoctl topology validate` checks again",

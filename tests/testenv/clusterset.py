@@ -9,6 +9,7 @@ them in ``stop()``, at exit, or on SIGTERM) or was re-attached from a state file
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -35,6 +36,8 @@ from tests.testenv.processes import (
 from tests.testenv.spec import ClusterSpec
 
 STATE_FILE = "state.json"
+OWNER_FILE = "owner.pid"
+TMP_PREFIX = "choreoctl-testenv-"
 
 
 class ClusterSet:
@@ -87,12 +90,12 @@ class ClusterSet:
                     started.append(f.result())
                 except ClusterEnvError as e:
                     errors.append(str(e))
+                except Exception as e:  # a bug here must not leak the other clusters
+                    errors.append(f"{type(e).__name__}: {e}")
         if errors:
             for c in started:
                 c.stop()
-            raise ClusterStartFailed(
-                "\n\n".join(errors) + f"\n(all logs under {self.run_dir})"
-            )
+            raise ClusterStartFailed("\n\n".join(errors) + f"\n(all logs under {self.run_dir})")
         for c in started:
             self.clusters[c.name] = c
         write_kubeconfig(self.kubeconfig, list(self.clusters.values()))
@@ -113,6 +116,8 @@ class ClusterSet:
         stop_all(components)
         stop_all([p for p in procs if p.name == "kube-apiserver"])
         stop_all([p for p in procs if p.name == "etcd"])
+        # Nothing left to sweep: a kept run directory must survive the next session.
+        (self.run_dir / OWNER_FILE).unlink(missing_ok=True)
         if remove:
             shutil.rmtree(self.run_dir, ignore_errors=True)
 
@@ -197,7 +202,9 @@ def stop_from_state(run_dir: Path) -> int:
     entries: list[dict[str, Any]] = []
     for c in state["clusters"]:
         entries += [p for p in c["processes"] if p["name"] != "kube-apiserver"]
-    entries += [p for c in state["clusters"] for p in c["processes"] if p["name"] == "kube-apiserver"]
+    entries += [
+        p for c in state["clusters"] for p in c["processes"] if p["name"] == "kube-apiserver"
+    ]
     if state["etcd"]:
         entries.append(state["etcd"])
     return sum(stop_recorded(int(p["pid"]), p["exe"]) for p in entries)
@@ -214,10 +221,12 @@ def start_clusters(
     """
     bins = locate()
     if run_dir is None:
-        run_dir = Path(tempfile.mkdtemp(prefix="choreoctl-testenv-"))
+        sweep_orphans()
+        run_dir = Path(tempfile.mkdtemp(prefix=TMP_PREFIX))
     run_dir.mkdir(parents=True, exist_ok=True)
     install_cleanup_handlers()
     cs = ClusterSet(run_dir)
+    (run_dir / OWNER_FILE).write_text(str(os.getpid()) if not detached else "")
     _write_sa_key(cs._sa_key)
     try:
         cs.start_more(specs, bins)
@@ -227,6 +236,25 @@ def start_clusters(
     if detached:
         detach(cs.processes())
     return cs
+
+
+def sweep_orphans() -> int:
+    """Stop processes of earlier temporary sets whose owner died without cleaning up.
+
+    A SIGKILLed pytest cannot run its atexit hook; its clusters would run on. Their run
+    directories record the owner's PID and every child's PID and executable, so the next
+    session stops exactly those (by PID, command line checked) and removes the directory.
+    """
+    stopped = 0
+    for owner in Path(tempfile.gettempdir()).glob(f"{TMP_PREFIX}*/{OWNER_FILE}"):
+        run_dir = owner.parent
+        text = owner.read_text().strip()
+        if not text.isdigit() or Path(f"/proc/{text}").exists():
+            continue
+        if (run_dir / STATE_FILE).exists():
+            stopped += stop_from_state(run_dir)
+        shutil.rmtree(run_dir, ignore_errors=True)
+    return stopped
 
 
 def _write_sa_key(path: Path) -> None:

@@ -118,5 +118,7 @@ def wait_for(
         except (httpx.HTTPError, ClusterStartFailed, OSError) as e:
             last_error = f" (last error: {e})"
         if time.monotonic() >= deadline:
-            raise ClusterStartFailed(f"timed out after {timeout:.0f} s waiting for {what}{last_error}")
+            raise ClusterStartFailed(
+                f"timed out after {timeout:.0f} s waiting for {what}{last_error}"
+            )
         time.sleep(interval)

@@ -24,6 +24,7 @@ explicit ``hosts`` entry.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import hashlib
 import json
@@ -594,20 +595,8 @@ def _print_changes(before: dict[str, str], kubelet: Kubelet) -> dict[str, str]:
     return now
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m tests.testenv kubelet``: run against the clusters of ``testenv up``."""
-    import argparse
-    import signal
-    import tempfile
-
-    from tests.testenv.clusterset import ClusterSet
-
-    parser = argparse.ArgumentParser(
-        prog="python -m tests.testenv kubelet",
-        description="Run choreoctl's gateway/agent/controller Deployments of the test "
-        "clusters as real processes on loopback, until stopped (Ctrl-C).",
-    )
-    parser.add_argument("--run-dir", type=Path, default=None, help="state dir of `up`")
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The kubelet's options (also used by ``python -m tests.testenv kubelet``)."""
     parser.add_argument("--workdir", type=Path, default=None, help="pod files and logs")
     parser.add_argument("--interval", type=float, default=1.0, help="seconds between syncs")
     parser.add_argument(
@@ -617,9 +606,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="HOST=CLUSTER/NAMESPACE/SERVICE",
         help="resolve an external host name to a Service (repeatable)",
     )
-    args = parser.parse_args(argv)
-    run_dir = args.run_dir or default_run_dir()
-    clusters = ClusterSet.attach(run_dir)
+
+
+def run_from_args(args: argparse.Namespace, run_dir: Path | None = None) -> int:
+    """Run until SIGINT/SIGTERM against the clusters recorded in ``run_dir``."""
+    import signal
+    import tempfile
+
+    from tests.testenv.clusterset import ClusterSet
+
+    clusters = ClusterSet.attach(run_dir or default_run_dir())
     hosts = dict(h.split("=", 1) for h in args.host)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="choreoctl-kubelet-"))
     kubelet = Kubelet(list(clusters), workdir, interval=args.interval, hosts=hosts)
@@ -637,12 +633,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         await task
 
     asyncio.run(run())
-    print("test kubelet: stopped every process")
+    print("test kubelet: stopped every process", flush=True)
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Standalone entry: ``python -m tests.testenv.kubelet [--run-dir DIR] …``."""
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.testenv kubelet",
+        description="Run choreoctl's gateway/agent/controller Deployments of the test "
+        "clusters as real processes on loopback, until stopped (Ctrl-C).",
+    )
+    parser.add_argument("--run-dir", type=Path, default=None, help="state dir of `up`")
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    return run_from_args(args, args.run_dir)
 
 
 def default_run_dir() -> Path:
     """Where ``python -m tests.testenv up`` keeps its state (same rule as ``up``)."""
-    from tests.testenv import __main__ as cli
+    from tests.testenv.binaries import cache_root
 
-    return Path(cli.default_run_dir())
+    return cache_root() / "run"
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -22,7 +22,12 @@ def node(spec: ClusterSpec, index: int) -> dict[str, Any]:
     """
     name = f"{spec.name}-node-{index}"
     region = spec.effective_region
-    resources = {"cpu": spec.cpu, "memory": spec.memory, "pods": "110", "ephemeral-storage": "100Gi"}
+    resources = {
+        "cpu": spec.cpu,
+        "memory": spec.memory,
+        "pods": "110",
+        "ephemeral-storage": "100Gi",
+    }
     return {
         "apiVersion": "v1",
         "kind": "Node",

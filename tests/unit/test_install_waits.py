@@ -84,7 +84,14 @@ def test_multi_region_plan_runs_regions_in_parallel_after_observability() -> Non
     steps = {s.id: s for s in build_steps(_session("multi-region"))}
     assert steps["trust"].deps == ("control",)
     assert steps["control-ready"].deps == ("trust",)
-    assert steps["plane/default"].deps  # observability or build plane named default
+    assert steps["observability-plane/default"].deps == ("control-ready",)
+    assert set(steps["build-plane/default"].deps) == {
+        "control-ready",
+        "observability-plane/default",
+        "data-plane/us",
+        "data-plane/eu",
+        "data-plane/apac",
+    }
     data = [s for s in steps.values() if s.title.startswith("data-plane")]
     assert len(data) == 3
     assert len({s.deps for s in data}) == 1  # same dependencies: they run concurrently
@@ -93,9 +100,9 @@ def test_multi_region_plan_runs_regions_in_parallel_after_observability() -> Non
 
 def test_only_and_skip_select_planes() -> None:
     only = [s.id for s in build_steps(_session("multi-region", only=("data-plane",)))]
-    assert "control" not in only and "plane/us" in only and "plane/eu" in only
+    assert "control" not in only and "data-plane/us" in only and "data-plane/eu" in only
     skipped = [s.id for s in build_steps(_session("multi-region", skip=("eu",)))]
-    assert "plane/eu" not in skipped and "plane/us" in skipped and "control" in skipped
+    assert "data-plane/eu" not in skipped and "data-plane/us" in skipped and "control" in skipped
 
 
 def test_dry_run_plan_has_no_trust_step_and_rendered_sets_are_grouped() -> None:

@@ -1,4 +1,4 @@
-"""choreoctl.pki: CAs, leaves, bundles and client-certificate verification with real certificates."""
+"""choreoctl.pki: CAs, leaves, bundles and client-certificate checks with real certificates."""
 
 from __future__ import annotations
 

@@ -83,14 +83,20 @@ def test_openchoreo_objects_match_our_crds(name: str) -> None:
 
 
 def _cert_manager_crds() -> dict[str, dict[str, Any]]:
-    cache_dir = os.environ.get("GOMODCACHE") or str(Path.home() / "go" / "pkg" / "mod")
-    pattern = f"{cache_dir}/github.com/cert-manager/cert-manager@v1.*/deploy/crds"
-    dirs = sorted(glob.glob(pattern))
+    """cert-manager's own CRDs: copied by tests/testenv/build.sh, or in the Go module cache."""
+    from tests.testenv.binaries import cache_root
+
+    gomod = os.environ.get("GOMODCACHE") or str(Path.home() / "go" / "pkg" / "mod")
+    patterns = (
+        f"{cache_root()}/*/crds/cert-manager",
+        f"{gomod}/github.com/cert-manager/cert-manager@v1.*/deploy/crds",
+    )
+    dirs = [d for pattern in patterns for d in sorted(glob.glob(pattern))]
     if not dirs:
-        pytest.skip(f"cert-manager CRDs not found ({pattern}); run bash tests/testenv/build.sh")
+        pytest.skip(f"cert-manager CRDs not found ({patterns}); run bash tests/testenv/build.sh")
     found = {}
     for kind, file in (("Certificate", "certificates"), ("Issuer", "issuers")):
-        text = Path(dirs[-1], f"cert-manager.io_{file}.yaml").read_text()
+        text = Path(dirs[0], f"cert-manager.io_{file}.yaml").read_text()
         found[kind] = yaml.safe_load(text)
     return found
 

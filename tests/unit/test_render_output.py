@@ -69,6 +69,13 @@ def test_layout_and_kustomizations(tmp_path: Path) -> None:
             docs = [d for d in yaml.safe_load_all((directory / name).read_text()) if d]
             assert len(docs) == 1
     assert summary.files == sum(d["objects"] + 1 for d in summary.directories) + 1
+    by_cluster = builtin("multi-region").by_cluster()
+    assert {c: sorted(dirs) for c, dirs in by_cluster.items()} == {
+        d["cluster"]: sorted(
+            x["directory"] for x in summary.directories if x["cluster"] == d["cluster"]
+        )
+        for d in summary.directories
+    }
 
 
 def test_same_input_gives_byte_identical_output_across_processes(tmp_path: Path) -> None:
@@ -136,7 +143,7 @@ def test_plan_order_and_groups() -> None:
     assert len(data) == 3 and len({s["group"] for s in data}) == 1
     assert {s["cluster"] for s in data} == {"data-us", "data-eu", "data-apac"}
     assert all(s["register"]["kind"] == "DataPlane" for s in data)
-    assert {s["register"]["publicVirtualHost"] for s in data} == {
+    assert {s["register"]["spec"]["gateway"]["publicVirtualHost"] for s in data} == {
         "us.apps.example.com",
         "eu.apps.example.com",
         "apac.apps.example.com",
@@ -145,7 +152,7 @@ def test_plan_order_and_groups() -> None:
     assert trust["action"] == "distribute-gateway-ca"
     assert len(trust["targets"]) == 5
     obs = next(s for s in steps if s["phase"] == "observability")
-    assert obs["register"]["observerURL"].startswith("http://observer.")
+    assert obs["register"]["spec"]["observerURL"] == "https://logs.example.com"
     waits = {(w["kind"], w["name"]) for s in steps for w in s.get("wait", [])}
     assert ("Deployment", "cluster-gateway") in waits
     assert ("CustomResourceDefinition", "environments.openchoreo.dev") in waits

@@ -10,7 +10,7 @@ import pytest
 
 from choreoctl import __version__
 from choreoctl.errors import RenderError
-from choreoctl.render import render_topology
+from choreoctl.render import render_topology, write_rendered
 from choreoctl.render.charts import render_template
 from choreoctl.render.images import DEFAULT_IMAGES
 from choreoctl.topology.loader import load_topology
@@ -248,6 +248,9 @@ def test_byo_files_become_a_tls_secret(tmp_path: Path) -> None:
     assert base64.b64decode(secret["data"]["tls.key"]).decode() == key
     assert find(r, "Certificate", "apps-wildcard-tls", "data-us") == []
     assert len(find(r, "Certificate", "apps-wildcard-tls")) == 2  # eu and apac unchanged
+    write_rendered(r, tmp_path / "out")
+    written = tmp_path / "out" / "data-us" / "data-plane" / "secret-apps-wildcard-tls.yaml"
+    assert written.stat().st_mode & 0o777 == 0o600
 
 
 def test_byo_file_that_is_not_pem_is_a_render_error(tmp_path: Path) -> None:
@@ -276,3 +279,27 @@ def test_a_template_using_an_unknown_value_is_a_render_error() -> None:
     with pytest.raises(RenderError) as e:
         render_template("data-plane/kgateway.yaml.j2", {"plane": {"namespace": "x"}})
     assert "does not provide" in e.value.message
+
+
+def test_two_planes_of_a_kind_in_one_cluster_get_their_own_directories() -> None:
+    t = multi_region()
+    us = t.plane("us")
+    second = replace(
+        us,
+        name="us-2",
+        namespace="openchoreo-data-plane-2",
+        public_virtual_host="us2.apps.example.com",
+    )
+    r = render_topology(replace(t, planes=(*t.planes, second)))
+    assert r.plane_dirs[(us.kind, "us")] == ("us", "data-plane-us")
+    assert r.plane_dirs[(us.kind, "us-2")] == ("us", "data-plane-us-2")
+    roles = [m.name for m in r.directories[("us", "data-plane-us-2")] if m.kind == "ClusterRole"]
+    assert "openchoreo-cluster-agent-openchoreo-data-plane-2" in roles
+
+
+def test_two_planes_in_one_namespace_are_refused() -> None:
+    t = multi_region()
+    clash = replace(t.plane("us"), name="us-2", public_virtual_host="us2.apps.example.com")
+    with pytest.raises(RenderError) as e:
+        render_topology(replace(t, planes=(*t.planes, clash)))
+    assert e.value.problems[0].path == "planes.us-2.namespace"

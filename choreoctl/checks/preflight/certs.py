@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import datetime as dt
+import time
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +20,15 @@ from choreoctl.checks.framework import (
     warned,
 )
 from choreoctl.checks.preflight.needs import needs_cert_manager
+from choreoctl.checks.preflight.scratch import scratch_namespace
 from choreoctl.checks.quantity import version_at_least
 from choreoctl.checks.tlsinspect import inspect_byo
 from choreoctl.errors import ChoreoError
 from choreoctl.topology.model import Plane, PlaneKind, TLSIssuer, Topology
 
 MIN_CERT_MANAGER = "1.12.0"
+# cert-manager's controller elects a leader through this Lease (its default flags).
+LEASE_NAME, LEASE_NAMESPACE, LEASE_FRESH_SECONDS = "cert-manager-controller", "kube-system", 120
 CERT_MANAGER_CRDS = (
     "certificates.cert-manager.io",
     "issuers.cert-manager.io",
@@ -64,6 +70,61 @@ async def find_controller(ctx: CheckContext) -> dict[str, Any] | None:
     return None
 
 
+async def probe_issuance(ctx: CheckContext) -> str:
+    """Issue a self-signed Certificate in a scratch namespace: what happened, as text.
+
+    "issued a probe Certificate" when it became Ready, "no …" (with the reason) otherwise.
+    """
+    async with scratch_namespace(ctx.kc) as ns:
+        issuer = {
+            "apiVersion": "cert-manager.io/v1",
+            "kind": "Issuer",
+            "metadata": {"name": "probe-selfsigned", "namespace": ns},
+            "spec": {"selfSigned": {}},
+        }
+        cert = {
+            "apiVersion": "cert-manager.io/v1",
+            "kind": "Certificate",
+            "metadata": {"name": "probe", "namespace": ns},
+            "spec": {
+                "secretName": "probe-tls",
+                "commonName": "choreoctl-preflight-probe",
+                "dnsNames": ["choreoctl-preflight-probe.invalid"],
+                "issuerRef": {"name": "probe-selfsigned", "kind": "Issuer"},
+            },
+        }
+        await ctx.kc.create(issuer)
+        await ctx.kc.create(cert)
+        deadline = time.monotonic() + max(1.0, ctx.timeout * 0.5)
+        last = ""
+        while time.monotonic() < deadline:
+            got = await ctx.kc.get("cert-manager.io/v1", "Certificate", "probe", ns) or {}
+            for c in (got.get("status") or {}).get("conditions") or []:
+                if c.get("type") == "Ready":
+                    if c.get("status") == "True":
+                        return "issued a probe Certificate"
+                    last = str(c.get("message") or c.get("reason") or "")
+            await asyncio.sleep(0.3)
+        return f"no Ready Certificate within {max(1.0, ctx.timeout * 0.5):g}s" + (
+            f" ({last})" if last else ""
+        )
+
+
+async def leader_lease(ctx: CheckContext) -> str:
+    """The holder of cert-manager's leader-election Lease if renewed recently, else ""."""
+    lease = await ctx.kc.get("coordination.k8s.io/v1", "Lease", LEASE_NAME, LEASE_NAMESPACE)
+    spec = (lease or {}).get("spec") or {}
+    renewed = str(spec.get("renewTime") or "")
+    if not renewed:
+        return ""
+    try:
+        when = dt.datetime.fromisoformat(renewed.replace("Z", "+00:00"))
+    except ValueError:
+        return ""
+    age = (dt.datetime.now(dt.UTC) - when).total_seconds()
+    return str(spec.get("holderIdentity") or "?") if age < LEASE_FRESH_SECONDS else ""
+
+
 async def check_cert_manager(ctx: CheckContext) -> Outcome:
     why = needs_cert_manager(ctx.topology, ctx.name)
     if not why:
@@ -79,8 +140,26 @@ async def check_cert_manager(ctx: CheckContext) -> Outcome:
     if pending:
         return failed(f"cert-manager CRDs not Established: {', '.join(pending)}", why)
     dep = await find_controller(ctx)
+    issued = await probe_issuance(ctx) if ctx.probe else ""
+    if issued.startswith("no "):
+        return failed(f"cert-manager did not issue a probe Certificate: {issued}", why)
     if dep is None:
-        return failed("cert-manager CRDs exist but no controller Deployment was found", why)
+        if issued:
+            return warned(
+                f"{issued}, but cert-manager runs outside a Deployment: version unknown", why
+            )
+        holder = await leader_lease(ctx)
+        if holder:
+            return warned(
+                f"cert-manager runs outside a Deployment (leader lease held by {holder}); "
+                "its version cannot be read",
+                why,
+            )
+        return failed(
+            "cert-manager CRDs exist but no controller was found (no Deployment, no leader "
+            "lease); --probe tests issuance",
+            why,
+        )
     meta = dep["metadata"]
     where = f"{meta['namespace']}/{meta['name']}"
     version = controller_version(dep)
@@ -91,7 +170,8 @@ async def check_cert_manager(ctx: CheckContext) -> Outcome:
         return warned(f"cert-manager controller {where} runs; its version is unknown", why)
     if not version_at_least(version, MIN_CERT_MANAGER):
         return failed(f"cert-manager {version} at {where}; need ≥ {MIN_CERT_MANAGER}", why)
-    return passed(f"cert-manager {version} ({where}), CRDs Established")
+    extra = f"; {issued}" if issued else ""
+    return passed(f"cert-manager {version} ({where}), CRDs Established{extra}")
 
 
 def required_domains(plane: Plane) -> list[str]:

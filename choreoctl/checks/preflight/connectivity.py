@@ -106,7 +106,7 @@ async def check_gateway_in_cluster(ctx: CheckContext) -> Outcome:
     image = f"{registry}/{PROBE_IMAGE}" if registry else PROBE_IMAGE
     async with scratch_namespace(ctx.kc) as ns:
         await ctx.kc.create(_probe_pod(ns, image, host, port))
-        deadline = time.monotonic() + max(1.0, ctx.timeout * 0.6)
+        deadline = time.monotonic() + max(1.0, ctx.timeout * 0.5)
         pod: dict[str, Any] = {}
         while time.monotonic() < deadline:
             pod = await ctx.kc.get("v1", "Pod", "gateway-probe", ns) or {}

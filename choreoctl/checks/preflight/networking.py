@@ -35,7 +35,7 @@ def lb_addresses(svc: dict[str, Any]) -> list[str]:
 
 def _budget(ctx: CheckContext) -> float:
     """Time a probe may wait, leaving room for its clean-up inside the check timeout."""
-    return max(1.0, ctx.timeout * 0.6)
+    return max(1.0, ctx.timeout * 0.5)
 
 
 async def _probe_lb(ctx: CheckContext) -> Outcome:

@@ -23,14 +23,16 @@ SCRATCH_LABEL = "choreoctl.dev/preflight-probe"
 async def scratch_namespace(kc: KubeClient) -> AsyncIterator[str]:
     """A fresh namespace ``choreoctl-preflight-<random>``, deleted on exit."""
     name = f"{SCRATCH_PREFIX}{uuid.uuid4().hex[:8]}"
-    await kc.create(
-        {
-            "apiVersion": "v1",
-            "kind": "Namespace",
-            "metadata": {"name": name, "labels": {SCRATCH_LABEL: "true"}},
-        }
-    )
     try:
+        # Inside the try: a cancel can arrive after the server created the namespace
+        # but before its answer, and the delete must still happen then.
+        await kc.create(
+            {
+                "apiVersion": "v1",
+                "kind": "Namespace",
+                "metadata": {"name": name, "labels": {SCRATCH_LABEL: "true"}},
+            }
+        )
         yield name
     finally:
         cleanup = asyncio.ensure_future(_delete(kc, name))
@@ -43,6 +45,6 @@ async def scratch_namespace(kc: KubeClient) -> AsyncIterator[str]:
 
 async def _delete(kc: KubeClient, name: str) -> None:
     try:
-        await kc.delete("v1", "Namespace", name, propagation="Foreground")
+        await kc.delete("v1", "Namespace", name)
     except ClusterError:
         pass  # the probe's own result already says what went wrong with the cluster

@@ -120,13 +120,17 @@ class PlaneSource:
 
     def __init__(self) -> None:
         self.crs: dict[tuple[str, CRKey], PlaneCR] = {}
+        self._by_plane: dict[tuple[str, str], dict[CRKey, PlaneCR]] = {}
         self.subscribers: list[ChangeCallback] = []
         self.trust: AgentTrust | None = None
 
     def put(self, cr: PlaneCR) -> None:
         """Add or replace a CR."""
         old = self.crs.get((cr.plane_type, cr.key))
+        if old is not None:
+            self._by_plane.get((old.plane_type, old.plane_id), {}).pop(old.key, None)
         self.crs[(cr.plane_type, cr.key)] = cr
+        self._by_plane.setdefault((cr.plane_type, cr.plane_id), {})[cr.key] = cr
         if self.trust is not None and cr.bundle:
             self.trust.add(cr.bundle)
         if old is not None and old.plane_id != cr.plane_id:
@@ -137,6 +141,7 @@ class PlaneSource:
         """Drop a CR."""
         old = self.crs.pop((plane_type, key), None)
         if old is not None:
+            self._by_plane.get((plane_type, old.plane_id), {}).pop(key, None)
             self._changed(plane_type, old.plane_id)
 
     def _changed(self, plane_type: str, plane_id: str) -> None:
@@ -145,9 +150,7 @@ class PlaneSource:
 
     async def planes(self, plane_type: str, plane_id: str) -> list[PlaneCR]:
         """Every CR of ``plane_type`` whose effective planeID is ``plane_id``."""
-        return [
-            cr for (t, _), cr in self.crs.items() if t == plane_type and cr.plane_id == plane_id
-        ]
+        return list(self._by_plane.get((plane_type, plane_id), {}).values())
 
     async def refresh(self, plane_type: str) -> None:
         """Re-read CRs of one type now (a notify arrived); nothing to do in memory."""

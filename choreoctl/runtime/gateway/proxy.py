@@ -210,6 +210,7 @@ async def _stream(
                 cancel = False
                 break
             await out.write(data)  # waits while the client reads slowly
+            stream.delivered += len(data)
             gw.bytes.inc(len(data), direction="to_client")
             unacked += len(data)
             if unacked >= stream.window // 4:

@@ -41,6 +41,7 @@ class Stream:
     chunks: asyncio.Queue[bytes | None] = field(default_factory=asyncio.Queue)
     received: int = 0  # bytes the agent sent
     granted: int = 0  # bytes the agent was allowed to send
+    delivered: int = 0  # bytes written to the client
     closed: bool = False
 
 
