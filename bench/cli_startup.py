@@ -44,7 +44,7 @@ def main() -> None:
     args = parser.parse_args()
     choreoctl, kubectl = _tool("choreoctl"), _tool("kubectl")
     complete_env = dict(
-        os.environ, _CHOREOCTL_COMPLETE="bash_complete", COMP_WORDS="choreoctl ", COMP_CWORD="1"
+        os.environ, _CHOREOCTL_COMPLETE="complete_bash", COMP_WORDS="choreoctl ", COMP_CWORD="1"
     )
     for _ in range(2):  # warm the page cache
         _time([choreoctl, "--help"])
