@@ -62,6 +62,7 @@ def main() -> None:
     ap.add_argument("--kubeconfig")
     ap.add_argument("--context", default="")
     ap.add_argument("--path", default="")
+    ap.add_argument("--tls-buffer", type=int, default=16384, help="gateway TLS read buffer")
     args = ap.parse_args()
     rounds = max(2, min(args.rounds, 200))
     with tempfile.TemporaryDirectory() as tmp:
@@ -83,7 +84,7 @@ def main() -> None:
                 kubeconfig, context = upstream_kubeconfig(d, up), "up"
                 path = args.path or f"/big/{int(args.size_mib * 2**20)}"
             ports = [free_port(), free_port(), free_port()]
-            procs.append(spawn_gateway(d, ports))
+            procs.append(spawn_gateway(d, ports, tls_buffer=args.tls_buffer))
             procs.append(spawn_agent(d, ports, kubeconfig, context))
             asyncio.run(wait_connected(d, ports))
             r = asyncio.run(measure(d, ports, kubeconfig, context, path, rounds))

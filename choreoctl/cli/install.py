@@ -95,6 +95,11 @@ class Progress:
         self.live: Any = None
 
     def __enter__(self) -> Progress:
+        if self.fmt is OutputFormat.yaml:
+            raise InputError(
+                "install and upgrade stream events as they happen: use -o json (one JSON "
+                "object per line) or the default table"
+            )
         if self.fmt is OutputFormat.table and _interactive():
             from rich.live import Live
 

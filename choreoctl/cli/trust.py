@@ -166,6 +166,10 @@ def register(app: typer.Typer) -> None:
         timeout: Annotated[
             float, typer.Option(help="Seconds to wait for agents at each step.")
         ] = 300.0,
+        propagation_wait: Annotated[
+            float,
+            typer.Option(help="Seconds for kubelets to update mounted ConfigMaps (~60-90 s)."),
+        ] = 90.0,
         output: OutputOption = OutputFormat.table,
     ) -> None:
         """Replace the gateway CA without cutting agents off.
@@ -181,7 +185,10 @@ def register(app: typer.Typer) -> None:
 
         topo = load(topology, values, sets)
         data = with_clients(
-            topo, kubeconfig, context, lambda cl: rotate_gateway_ca(topo, cl, timeout=timeout)
+            topo,
+            kubeconfig,
+            context,
+            lambda cl: rotate_gateway_ca(topo, cl, timeout=timeout, propagation=propagation_wait),
         )
 
         def table(c: Console) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from choreoctl.errors import ApiError, ApplyConflict, Problem
 from choreoctl.install.objects import FOUNDATION_KINDS, Obj, ObjectRef
@@ -31,9 +31,11 @@ class Applied:
     created_at: str = ""  # metadata.creationTimestamp, RFC 3339, server clock
     resource_version: str = ""
     skipped: str = ""  # dry run only: why the object could not be checked yet
+    created_now: bool = False  # this very apply created it (HTTP 201)
+    live: Obj | None = field(default=None, compare=False, repr=False)  # the server's answer
 
     @classmethod
-    def of(cls, ref: ObjectRef, live: Obj) -> Applied:
+    def of(cls, ref: ObjectRef, live: Obj, created_now: bool = False) -> Applied:
         """From the object the server returned."""
         meta = live.get("metadata") or {}
         return cls(
@@ -41,6 +43,8 @@ class Applied:
             str(meta.get("uid", "")),
             str(meta.get("creationTimestamp", "")),
             str(meta.get("resourceVersion", "")),
+            created_now=created_now,
+            live=live,
         )
 
 
@@ -67,8 +71,10 @@ async def _apply_all(
         if reason:
             return Applied(ref, skipped=reason)
         async with gate:
-            live = await client.apply(obj, FIELD_MANAGER, force=force, dry_run=dry_run)
-        return Applied.of(ref, live)
+            live, created = await client.apply_created(
+                obj, FIELD_MANAGER, force=force, dry_run=dry_run
+            )
+        return Applied.of(ref, live, created and not dry_run)
 
     results = await asyncio.gather(*(one(o) for o in objs), return_exceptions=True)
     conflicts: list[Problem] = []

@@ -67,6 +67,7 @@ class Entry:
     uid: str = ""  # "" while the step that applies it has not finished
     created: bool = False  # choreoctl created it; only such objects are ever deleted
     origin: str = "apply"  # "apply": from the charts (upgrade may prune); "hook": trust …
+    planned: str = ""  # server time the entry was planned, while it has no uid yet
 
     @property
     def key(self) -> tuple[str, ObjectRef]:
@@ -81,6 +82,7 @@ class Entry:
             "uid": self.uid,
             "created": self.created,
             "origin": self.origin,
+            **({"planned": self.planned} if self.planned and not self.uid else {}),
         }
 
     @classmethod
@@ -92,6 +94,7 @@ class Entry:
             str(data.get("uid", "")),
             bool(data.get("created", False)),
             str(data.get("origin", "apply")),
+            str(data.get("planned", "")),
         )
 
 
@@ -138,6 +141,11 @@ class StepRecord:
             elif entry.uid and entry.uid != old.uid:
                 old.created = entry.created if old.uid else (old.created or entry.created)
                 old.uid = entry.uid
+                old.planned = ""
+
+    def find(self, key: tuple[str, ObjectRef]) -> Entry | None:
+        """The entry of ``key`` (cluster, ref), if recorded."""
+        return next((e for e in self.objects if e.key == key), None)
 
     def drop(self, keys: Iterable[tuple[str, ObjectRef]]) -> None:
         """Forget objects (pruned by an upgrade or deleted by uninstall)."""
@@ -216,6 +224,7 @@ class RecordStore:
         self.client = client
         self.namespace = namespace
         self._lock = asyncio.Lock()
+        self._written = ""  # the last record text written or read (skip no-op writes)
 
     async def load(self) -> InstallRecord | None:
         """The stored record, or None when there is none (or no namespace yet)."""
@@ -225,11 +234,22 @@ class RecordStore:
         text = (cm.get("data") or {}).get(RECORD_KEY, "")
         if not text:
             return None
-        return InstallRecord.from_dict(json.loads(text))
+        record = InstallRecord.from_dict(json.loads(text))
+        self._written = self._text(record)
+        return record
+
+    @staticmethod
+    def _text(record: InstallRecord) -> str:
+        data = record.as_dict()
+        data.pop("updated")
+        return json.dumps(data, separators=(",", ":"), sort_keys=True)
 
     async def save(self, record: InstallRecord) -> None:
         """Write ``record`` (server-side apply, forced: the record is choreoctl's own)."""
         async with self._lock:
+            text = self._text(record)
+            if text == self._written:
+                return  # nothing changed: a re-run of an installed topology writes nothing
             record.updated = format_time(datetime.now(UTC))
             body = {
                 "apiVersion": "v1",
@@ -242,6 +262,7 @@ class RecordStore:
                 "data": {RECORD_KEY: json.dumps(record.as_dict(), separators=(",", ":"))},
             }
             await self.client.apply(body, "choreoctl", force=True)
+            self._written = text
 
     async def delete(self) -> None:
         """Remove the record (the last act of an uninstall)."""

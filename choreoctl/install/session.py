@@ -17,14 +17,11 @@ from choreoctl import __version__
 from choreoctl.install.apply import apply_set
 from choreoctl.install.engine import EventSink, State, run_graph
 from choreoctl.install.inventory import (
-    Entry,
     InstallRecord,
     RecordStore,
-    created_by_attempt,
     server_time,
 )
 from choreoctl.install.manifests import Rendered, topology_hash
-from choreoctl.install.objects import ObjectRef
 from choreoctl.install.steps import Hooks, InstallOptions, Session, build_steps
 from choreoctl.kube.client import KubeClient
 
@@ -81,28 +78,15 @@ async def _bootstrap(s: Session) -> None:
         ),
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": control.namespace}},
     )
-    [applied] = await apply_set(client, [ns_obj])
+    [applied] = await apply_set(client, [ns_obj])  # 201 when this run created it
     store = RecordStore(client, control.namespace)
     record = await store.load() or InstallRecord(s.topology.name)
     record.topology = s.topology.name
     record.topology_hash = topology_hash(s.topology)
     record.version = __version__
     record.state = "installing"
-    rec = record.step("control")
-    since = rec.since.get(control.cluster) or s.since[control.cluster]
-    rec.merge(
-        [
-            Entry(
-                control.cluster,
-                ObjectRef.of(ns_obj),
-                applied.uid,
-                created_by_attempt(applied.created_at, since),
-            )
-        ]
-    )
-    if control.cluster not in rec.since:
-        rec.since[control.cluster] = since
     s.store, s.record = store, record
+    s.learn("control", control.cluster, [applied])
     await s.save()
 
 

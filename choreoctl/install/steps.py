@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from choreoctl.install.apply import Applied, apply_set
@@ -21,6 +22,8 @@ from choreoctl.install.inventory import (
     InstallRecord,
     RecordStore,
     created_by_attempt,
+    format_time,
+    parse_time,
 )
 from choreoctl.install.manifests import PlaneSet, Rendered
 from choreoctl.install.objects import Obj, ObjectRef
@@ -93,6 +96,7 @@ class Session:
         default_factory=lambda: {"apply": 0.0, "wait": 0.0, "hooks": 0.0}
     )
     applied: list[Applied] = field(default_factory=list)
+    started: float = field(default_factory=time.monotonic)  # when ``since`` was read
 
     @property
     def topology(self) -> Topology:
@@ -104,34 +108,67 @@ class Session:
         if self.store is not None and self.record is not None:
             await self.store.save(self.record)
 
+    def now(self, cluster: str) -> str:
+        """The API server's clock now: its time at the session start plus elapsed time
+        (the server's clock runs at the same rate; no skew with the local clock)."""
+        start = parse_time(self.since[cluster])
+        if start is None:
+            return self.since[cluster]
+        return format_time(start + timedelta(seconds=time.monotonic() - self.started))
+
     async def begin(self, step_id: str, planned: Sequence[tuple[str, ObjectRef]]) -> None:
-        """Mark a step running and record what it is about to apply."""
+        """Mark a step running and record what it is about to apply.
+
+        A step whose last attempt did not finish keeps that attempt's start time: objects
+        the interrupted attempt created are still recognised as choreoctl's.
+        """
         if self.record is None:
             return
         rec = self.record.step(step_id)
-        for cluster in {c for c, _ in planned} | {self.topology.control.cluster}:
+        if (
+            rec.state == "done"
+            and planned
+            and all((e := rec.find(key)) is not None and e.uid for key in planned)
+        ):
+            return  # a re-run of a finished step with nothing new: the record stays as is
+        # Every cluster: hooks (trust) create objects in clusters they were not planned in.
+        for cluster in [c.name for c in self.topology.clusters]:
             if rec.state == "done" or cluster not in rec.since:
-                rec.since[cluster] = self.since[cluster]
+                rec.since[cluster] = self.now(cluster)
         rec.state = "running"
         rec.message = ""
-        rec.merge(Entry(c, r) for c, r in planned)
+        rec.merge(Entry(c, r, planned=rec.since[c]) for c, r in planned)
         await self.save()
 
     def learn(
         self, step_id: str, cluster: str, applied: Sequence[Applied], origin: str = "apply"
     ) -> None:
-        """Record uids and whether this install created each applied object."""
-        if origin == "apply":
-            self.applied.extend(applied)
+        """Record uids and whether this install created each object.
+
+        Created means: this apply created it (HTTP 201); or it was planned by an attempt
+        that was interrupted before recording it and exists since that attempt began; or
+        (hooks, which create objects themselves) it exists since this step's attempt began.
+        """
         if self.record is None:
             return
         rec = self.record.step(step_id)
         since = rec.since.get(cluster, self.since[cluster])
-        rec.merge(
-            Entry(cluster, a.ref, a.uid, created_by_attempt(a.created_at, since), origin)
-            for a in applied
-            if a.uid
-        )
+        entries: list[Entry] = []
+        for a in applied:
+            if not a.uid:
+                continue
+            if origin != "apply":
+                made = created_by_attempt(a.created_at, since)
+            else:
+                prior = rec.find((cluster, a.ref))
+                pending = prior is not None and not prior.uid and bool(prior.planned)
+                made = a.created_now or (
+                    pending
+                    and prior is not None
+                    and created_by_attempt(a.created_at, prior.planned)
+                )
+            entries.append(Entry(cluster, a.ref, a.uid, made, origin))
+        rec.merge(entries)
 
     async def finish(self, step_id: str, state: str, message: str, digest: str = "") -> None:
         """Mark a step done or failed."""
@@ -184,6 +221,7 @@ async def _apply_step(
             crd_timeout=s.options.timeout,
         )
         s.timings["apply"] += time.monotonic() - t0
+        s.applied.extend(applied)
         s.learn(step_id, ps.cluster, applied)
         await s.save()
         skipped = sum(1 for a in applied if a.skipped)
@@ -192,7 +230,8 @@ async def _apply_step(
             todo = [o for o in ps.objects if wait_kinds(o)]
             report(f"waiting for {len(todo)} object(s)")
             t1 = time.monotonic()
-            await wait_objects(client, todo, timeout=s.options.timeout)
+            known = {a.ref: a.live for a in applied if a.live is not None}
+            await wait_objects(client, todo, timeout=s.options.timeout, known=known)
             s.timings["wait"] += time.monotonic() - t1
             waited = len(todo)
     except BaseException as e:
@@ -209,7 +248,11 @@ def _agent_refs(plane: Plane, issuer: TLSIssuer) -> list[ObjectRef]:
     """What trust writes into an agent plane namespace (cert-manager writes the Secrets
     itself unless choreoctl is the issuer)."""
     ns = plane.namespace
-    refs = [ObjectRef("v1", "ConfigMap", ns, "cluster-gateway-ca")]
+    # Trust creates the namespace when the plane step has not yet: it is then choreoctl's.
+    refs = [
+        ObjectRef("v1", "Namespace", "", ns),
+        ObjectRef("v1", "ConfigMap", ns, "cluster-gateway-ca"),
+    ]
     if issuer is TLSIssuer.choreoctl:
         refs += [
             ObjectRef("v1", "Secret", ns, n) for n in ("cluster-agent-tls", "cluster-agent-ca")

@@ -88,8 +88,8 @@ async def _namespaced_kinds(client: KubeClient) -> list[tuple[str, str]]:
 
 def _derived(obj: Obj, kind: str) -> bool:
     meta = obj.get("metadata") or {}
-    if meta.get("ownerReferences"):
-        return True
+    if meta.get("ownerReferences") or meta.get("deletionTimestamp"):
+        return True  # its owner takes it along, or it is already on its way out
     if (kind, meta.get("name")) in _IGNORED_NAMES:
         return True
     if kind == "ConfigMap" and meta.get("name") == RECORD_NAME:
@@ -120,9 +120,11 @@ def _claim_pattern(sts: Obj) -> re.Pattern[str]:
     return re.compile(rf"^(?:{alts})-{re.escape(name)}-\d+$")
 
 
-async def _statefulset_claims(client: KubeClient, entries: Sequence[Entry]) -> list[ObjectRef]:
-    """PVCs the recorded StatefulSets made from their volumeClaimTemplates."""
-    out: list[ObjectRef] = []
+async def _statefulset_claims(
+    client: KubeClient, entries: Sequence[Entry]
+) -> list[tuple[ObjectRef, str]]:
+    """PVCs (and uids) the recorded StatefulSets made from their volumeClaimTemplates."""
+    out: list[tuple[ObjectRef, str]] = []
     for e in entries:
         if e.ref.kind != "StatefulSet" or not e.created:
             continue
@@ -132,9 +134,8 @@ async def _statefulset_claims(client: KubeClient, entries: Sequence[Entry]) -> l
         pattern = _claim_pattern(live)
         for pvc in await client.list("v1", "PersistentVolumeClaim", e.ref.namespace):
             if pattern.match(pvc["metadata"]["name"]):
-                out.append(
-                    ObjectRef.of({**pvc, "apiVersion": "v1", "kind": "PersistentVolumeClaim"})
-                )
+                ref = ObjectRef.of({**pvc, "apiVersion": "v1", "kind": "PersistentVolumeClaim"})
+                out.append((ref, str(pvc["metadata"].get("uid", ""))))
     return out
 
 
@@ -154,7 +155,8 @@ async def _resolve(clients: Mapping[str, KubeClient], e: Entry, since: Mapping[s
     if live is None:
         return e
     meta = live["metadata"]
-    made = created_by_attempt(str(meta.get("creationTimestamp", "")), since.get(e.cluster, ""))
+    began = e.planned or since.get(e.cluster, "")
+    made = created_by_attempt(str(meta.get("creationTimestamp", "")), began)
     return Entry(e.cluster, ref, str(meta.get("uid", "")), made, e.origin)
 
 
@@ -239,11 +241,16 @@ async def run_uninstall(
     for step_id in step_order(record):
         rec = record.steps[step_id]
         entries = [await _resolve(clients, e, rec.since) for e in rec.objects]
-        if delete_data:
-            for cluster in {e.cluster for e in entries}:
-                mine = [e for e in entries if e.cluster == cluster]
-                for ref in await _statefulset_claims(clients[cluster], mine):
-                    entries.append(Entry(cluster, ref, "", True))
+        # Volumes our StatefulSets claimed are our data too: remembered in the record
+        # before the StatefulSet goes, so `--delete-data` can find them later.
+        for cluster in sorted({e.cluster for e in entries}):
+            mine = [e for e in entries if e.cluster == cluster]
+            claims = [
+                Entry(cluster, ref, uid, True)
+                for ref, uid in await _statefulset_claims(clients[cluster], mine)
+            ]
+            rec.merge(claims)
+            entries += [c for c in claims if c.key not in {e.key for e in entries}]
         done: list[tuple[str, ObjectRef]] = []
         for rank in sorted({e.ref.rank for e in entries}, reverse=True):
             batch = [e for e in entries if e.ref.rank == rank]
@@ -262,11 +269,41 @@ async def run_uninstall(
         if not dry_run:
             rec.drop(done)
             await store.save(record)
-    await remove_deferred(remover, deferred)
+    # The control plane namespace holds the record: it goes last, and only when nothing
+    # choreoctl created is kept (kept PVCs must stay known as choreoctl's for a later
+    # `uninstall --delete-data`, and for a re-install that adopts them again).
+    home = (control.cluster, ObjectRef("v1", "Namespace", "", control.namespace))
+    await remove_deferred(remover, [e for e in deferred if e.key != home])
+    kept = {label for label, _ in result.kept}
+    left = [
+        e
+        for entries in record.inventory().values()
+        for e in entries
+        if e.created and _label(e.cluster, e.ref) in kept
+    ]
+    if left:
+        result.kept.append(
+            (_label(*home), f"holds the install record of {len(left)} kept object(s)")
+        )
+        if not dry_run:
+            for rec in record.steps.values():
+                rec.objects = [
+                    e for e in rec.objects if e.created and _label(e.cluster, e.ref) in kept
+                ]
+            record.state = "uninstalled"
+            await store.save(record)
+    else:
+        if not dry_run:
+            await store.delete()
+        await remove_deferred(remover, [e for e in deferred if e.key == home])
     if not dry_run:
-        await store.delete()
         await wait_namespaces_gone(clients, result, timeout)
     return result
+
+
+def _kept_here(found: str, namespace: str, cluster: str, kept: set[str]) -> bool:
+    kind, name = found.split("/", 1)
+    return f"{cluster}: {kind} {namespace}/{name}" in kept
 
 
 async def remove_deferred(remover: Remover, deferred: Sequence[Entry]) -> None:
@@ -296,6 +333,14 @@ async def remove_deferred(remover: Remover, deferred: Sequence[Entry]) -> None:
             client = remover.clients[e.cluster]
             if await client.get("v1", "Namespace", e.ref.name) is not None:
                 foreign = await foreign_objects(client, e.ref.name)
+                kept = {label for label, _ in remover.result.kept}
+                ours = [f for f in foreign if _kept_here(f, e.ref.name, e.cluster, kept)]
+                foreign = [f for f in foreign if f not in ours]
+                if ours and not foreign:
+                    remover.result.kept.append(
+                        (_label(e.cluster, e.ref), f"holds kept data: {', '.join(ours[:5])}")
+                    )
+                    continue
                 if foreign:
                     shown = ", ".join(foreign[:5]) + (" …" if len(foreign) > 5 else "")
                     remover.result.kept.append(

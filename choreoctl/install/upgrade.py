@@ -40,6 +40,12 @@ class UpgradeResult:
         }
 
 
+def plan_step_ids(rendered: Rendered) -> set[str]:
+    """Ids of the install steps a full install of ``rendered`` has."""
+    planes = {f"{p.kind.value}/{p.name}" for p in rendered.topology.planes}
+    return planes | {"control", "trust", "control-ready", "environments"}
+
+
 async def run_upgrade(
     rendered: Rendered,
     clients: Mapping[str, KubeClient],
@@ -66,11 +72,21 @@ async def run_upgrade(
     record = await store.load()
     if record is None:
         return result
+    steps = plan_step_ids(rendered)
     wanted = {(c, r) for c, refs in rendered.refs().items() for r in refs}
+    # What trust and registration recorded stays while their step is still planned (a
+    # plane dropped from the topology takes its plane CR along).
+    wanted |= {
+        e.key
+        for sid, rec in record.steps.items()
+        if sid in steps
+        for e in rec.objects
+        if e.origin != "apply"
+    }
     remover = Remover(clients, result.pruned, False, lambda _m: None)
     deferred = []
     for rec in reversed(list(record.steps.values())):
-        stale = [e for e in rec.objects if e.origin == "apply" and e.key not in wanted]
+        stale = [e for e in rec.objects if e.key not in wanted]
         gone = []
         for e in sorted(stale, key=lambda e: e.ref.rank, reverse=True):
             if e.ref.kind in DEFERRED_KINDS:
@@ -83,6 +99,9 @@ async def run_upgrade(
                 gone.append(e.key)
         rec.drop(gone)
     await remove_deferred(remover, deferred)
+    for sid in [sid for sid, rec in record.steps.items() if sid not in steps]:
+        if not [e for e in record.steps[sid].objects if e.key not in wanted]:
+            del record.steps[sid]
     pruned_deferred = {e.key for e in deferred}
     for rec in record.steps.values():
         rec.drop(k for k in pruned_deferred if f"{k[0]}: {k[1]}" in result.pruned.deleted)

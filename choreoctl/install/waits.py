@@ -181,10 +181,13 @@ def waits_for(obj: Obj) -> bool:
     return kind in _SYNC_CHECKS or kind in _ASYNC_KINDS
 
 
-async def check(client: KubeClient, obj: Obj, classes: dict[str, Obj | None]) -> Readiness:
-    """Look once at the live object behind manifest ``obj``."""
+async def check(
+    client: KubeClient, obj: Obj, classes: dict[str, Obj | None], live: Obj | None = None
+) -> Readiness:
+    """Look once at the live object behind manifest ``obj`` (``live``: already fetched)."""
     ref = ObjectRef.of(obj)
-    live = await client.get(ref.api_version, ref.kind, ref.name, ref.namespace or None)
+    if live is None:
+        live = await client.get(ref.api_version, ref.kind, ref.name, ref.namespace or None)
     if live is None:
         return Readiness(False, "the object does not exist")
     if ref.kind == "PersistentVolumeClaim":
@@ -217,10 +220,13 @@ async def wait_objects(
     *,
     timeout: float,
     on_ready: Callable[[ObjectRef, Readiness], None] | None = None,
+    known: Mapping[ObjectRef, Obj] | None = None,
 ) -> None:
     """Wait until every waitable object of ``objs`` is ready; WaitTimeout names the rest.
 
-    All objects are watched at once, against one deadline.
+    All objects are watched at once, against one deadline. ``known`` holds objects as
+    the server just returned them (the apply response): the first look uses those, so
+    a re-run of an installed topology costs no extra request per object.
     """
     deadline = time.monotonic() + timeout
     classes: dict[str, Obj | None] = {}
@@ -228,7 +234,14 @@ async def wait_objects(
 
     async def one(obj: Obj) -> tuple[ObjectRef, Readiness]:
         ref = ObjectRef.of(obj)
-        seen = await poll_until(lambda: check(client, obj, classes), deadline)
+        first = (known or {}).get(ref)
+
+        async def probe() -> Readiness:
+            nonlocal first
+            live, first = first, None
+            return await check(client, obj, classes, live)
+
+        seen = await poll_until(probe, deadline)
         if seen.ready and on_ready is not None:
             on_ready(ref, seen)
         return ref, seen

@@ -455,3 +455,30 @@ class KubeClient:
         if resp.status_code >= 400:
             raise self._api_error("GET", path, resp)
         return resp.text
+
+    async def apply_created(
+        self,
+        obj: Obj,
+        field_manager: str = "choreoctl",
+        force: bool = False,
+        dry_run: bool = False,
+    ) -> tuple[Obj, bool]:
+        """:meth:`apply`, also saying whether this apply created the object (HTTP 201).
+
+        The install record needs it: only what choreoctl created may be uninstalled.
+        """
+        meta = obj.get("metadata", {})
+        path = await self.path(obj["apiVersion"], obj["kind"], meta.get("namespace"), meta["name"])
+        params: dict[str, Any] = {"fieldManager": field_manager}
+        if force:
+            params["force"] = "true"
+        if dry_run:
+            params["dryRun"] = "All"
+        headers = {"Accept": "application/json", "Content-Type": "application/apply-patch+yaml"}
+        resp = await self.request(
+            "PATCH", path, params=params, headers=headers, content=json.dumps(obj).encode()
+        )
+        if resp.status_code >= 400:
+            raise self._api_error("PATCH", path, resp)
+        data: Obj = resp.json() if resp.content else {}
+        return data, resp.status_code == 201

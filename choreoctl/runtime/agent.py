@@ -139,11 +139,13 @@ class Agent:
                 await self._cancel_all()
                 if not ws.closed:
                     await ws.close(code=1001 if stop.is_set() else 1000)
-            self.backoff.disconnected()
+            healthy = self.backoff.disconnected()
             if code == CLOSE_RESTART:
                 log.info("gateway restarting; reconnecting promptly")
-                self.backoff.reset()
+                self.backoff.brief()
                 return random.uniform(0.05, 1.0)
+            if healthy:
+                self.backoff.brief()  # the usual reason: the gateway crashed or moved
             delay = self.backoff.next_delay()
             log.warning(
                 "disconnected from the gateway", extra=fields(code=code, retryIn=round(delay, 2))

@@ -10,10 +10,12 @@ names the names it does hold.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import ipaddress
 import os
 import ssl
 import urllib.request
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -32,6 +34,7 @@ def client_context(cert: str, key: str, server_ca: str | None) -> ssl.SSLContext
         ctx = ssl.create_default_context(cafile=server_ca or None)
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
         ctx.load_cert_chain(cert, key)
+        leaf = pki.load_certs(Path(cert).read_bytes(), cert)[0]
     except FileNotFoundError as e:
         raise RuntimeFailure(
             f"missing TLS file: {e.filename}",
@@ -43,6 +46,13 @@ def client_context(cert: str, key: str, server_ca: str | None) -> ssl.SSLContext
             f"cannot load the agent TLS files ({cert}, {key}, {server_ca}): {e}",
             hint="the files must be PEM; the key must match the certificate",
         ) from e
+    expired = pki.not_after(leaf)
+    if expired < dt.datetime.now(dt.UTC):
+        raise TrustError(
+            f"the agent certificate {cert} expired at {expired:%Y-%m-%dT%H:%M:%SZ}",
+            hint="renew it (cert-manager renews Certificate cluster-agent-tls on its own; "
+            "check that cert-manager runs in this cluster)",
+        )
     return ctx
 
 
@@ -157,6 +167,12 @@ async def dial(
             f"TLS with the gateway failed: {e.os_error if hasattr(e, 'os_error') else e}",
             hint="the gateway refused this agent's certificate (unknown CA, expired, or not "
             "a client certificate); check Secret cluster-agent-tls",
+        ) from e
+    except aiohttp.ServerDisconnectedError as e:
+        raise TrustError(
+            f"the gateway at {url} hung up during the handshake",
+            hint="it most likely refused this agent's certificate: its CA is not in any "
+            "plane CR's spec.clusterAgent.clientCA, or it expired (see the gateway log)",
         ) from e
     except (aiohttp.ClientError, OSError) as e:
         via = f" via proxy {proxy}" if proxy else ""

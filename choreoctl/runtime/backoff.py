@@ -3,6 +3,11 @@
 Full jitter (a uniform draw in ``[0, min(cap, base·2ⁿ)]``) spreads a reconnect storm
 after a gateway restart over the whole window instead of synchronised waves; the
 reference agent waits a fixed 5 s, which makes every agent of a region retry at once.
+
+Right after a connection that was fine goes away (a gateway restart or crash, the common
+case), a short window keeps the ceiling low (:meth:`brief`), so agents find the new
+gateway within a couple of seconds of it listening instead of sleeping through a long
+backoff they built up while it was starting.
 """
 
 from __future__ import annotations
@@ -30,10 +35,13 @@ class Backoff:
         self._rng = rng
         self._clock = clock
         self._connected_at: float | None = None
+        self._brief_until = 0.0
+        self._brief_cap = cap
 
     def ceiling(self) -> float:
         """The upper bound of the next delay."""
-        return float(min(self.cap, self.base * (2 ** min(self.attempt, 62))))
+        cap = self.cap if self._clock() >= self._brief_until else min(self.cap, self._brief_cap)
+        return float(min(cap, self.base * (2 ** min(self.attempt, 62))))
 
     def next_delay(self) -> float:
         """The delay before the next attempt; each call counts as one more failure."""
@@ -45,13 +53,22 @@ class Backoff:
         """A connection came up: remember when, to judge whether it was healthy."""
         self._connected_at = self._clock()
 
-    def disconnected(self) -> None:
-        """The connection went down: reset if it lasted ``healthy_after`` seconds."""
-        if self._connected_at is not None and (
+    def disconnected(self) -> bool:
+        """The connection went down: reset if it lasted ``healthy_after`` seconds (returns
+        whether it did)."""
+        healthy = self._connected_at is not None and (
             self._clock() - self._connected_at >= self.healthy_after
-        ):
+        )
+        if healthy:
             self.attempt = 0
         self._connected_at = None
+        return healthy
+
+    def brief(self, cap: float = 2.0, window: float = 30.0) -> None:
+        """Keep the ceiling at ``cap`` for the next ``window`` seconds (a restart is under way)."""
+        self.attempt = 0
+        self._brief_cap = cap
+        self._brief_until = self._clock() + window
 
     def reset(self) -> None:
         """Start over (e.g. the gateway asked for a prompt reconnect)."""

@@ -113,8 +113,25 @@ def _b64(data: bytes) -> str:
 
 
 def encode(msg: Message) -> str:
-    """The JSON text of one message, with OpenChoreo's field names."""
+    """The JSON text of one message, with OpenChoreo's field names.
+
+    A large byte field is spliced in as base64 text rather than passed through
+    ``json.dumps``, which would scan megabytes that cannot need escaping.
+    """
     out: dict[str, Any] = {"requestID": msg.request_id}
+    payload = b""
+    if isinstance(msg, Request | Response) and msg.body and not getattr(msg, "stream", False):
+        payload = msg.body
+    elif isinstance(msg, Chunk):
+        payload = msg.data
+    text = _encode(msg, out, bool(payload))
+    if not payload:
+        return text
+    key = "data" if isinstance(msg, Chunk) else "body"
+    return f'{text[:-1]},"{key}":"{_b64(payload)}"}}'
+
+
+def _encode(msg: Message, out: dict[str, Any], spliced: bool) -> str:
     if isinstance(msg, Request):
         if msg.gateway_request_id:
             out["gatewayRequestID"] = msg.gateway_request_id
@@ -129,14 +146,10 @@ def encode(msg: Message) -> str:
                 out["upgradeProto"] = msg.upgrade_proto
             if msg.window:
                 out["window"] = msg.window
-        elif msg.body:
-            out["body"] = _b64(msg.body)
     elif isinstance(msg, Response):
         out["statusCode"] = msg.status_code
         if msg.headers:
             out["headers"] = msg.headers
-        if msg.body:
-            out["body"] = _b64(msg.body)
         if msg.error is not None:
             err: dict[str, str] = {"message": msg.error.message}
             if msg.error.code:
@@ -145,7 +158,8 @@ def encode(msg: Message) -> str:
                 err["details"] = msg.error.details
             out["error"] = err
     elif isinstance(msg, Chunk):
-        out["data"] = _b64(msg.data)
+        if not spliced:
+            out["data"] = ""
         if msg.stream_id:
             out["streamId"] = msg.stream_id
         if msg.is_close:
@@ -173,7 +187,7 @@ def _bytes(d: dict[str, Any], key: str) -> bytes:
     if not isinstance(value, str):
         raise ProtocolError(f"{key} must be base64 text")
     try:
-        return base64.b64decode(value, validate=True)
+        return binascii.a2b_base64(value, strict_mode=True)
     except (binascii.Error, ValueError) as e:
         raise ProtocolError(f"{key} is not valid base64") from e
 

@@ -3,7 +3,9 @@
 The order is what makes it safe:
 
 1. a new CA is made; every agent namespace gets the bundle *old + new* in ConfigMap
-   ``cluster-gateway-ca`` (agents re-read it at each dial, so they accept either);
+   ``cluster-gateway-ca`` (agents re-read it at each dial, so they accept either), and
+   rotation waits ``propagation`` seconds: the kubelet refreshes mounted ConfigMaps
+   only every minute or so, and an agent must hold the bundle before step 2;
 2. the gateway serving certificate and the controller's client certificate are
    re-issued from the new CA (the CA Secret now holds the new pair) and the gateway
    and controller Deployments are restarted once, like ``kubectl rollout restart``;
@@ -97,7 +99,11 @@ async def wait_reconnected(
 
 
 async def rotate_gateway_ca(
-    topology: Topology, clients: Mapping[str, KubeClient], *, timeout: float = 300.0
+    topology: Topology,
+    clients: Mapping[str, KubeClient],
+    *,
+    timeout: float = 300.0,
+    propagation: float = 90.0,
 ) -> dict[str, Any]:
     """Replace the gateway CA as described in the module docstring; a summary comes back."""
     if topology.trust_issuer is not TLSIssuer.choreoctl:
@@ -117,6 +123,7 @@ async def rotate_gateway_ca(
     bundle = old_pem + new_ca.cert_pem
     await distribute_ca(topology, clients, bundle)
     steps.append("distributed old + new CA to every plane")
+    await asyncio.sleep(propagation)
 
     dns, ips = gateway_sans(topology)
     serving = pki.issue_cert(new_ca, GATEWAY_SERVICE, dns_names=dns, ip_addresses=ips, server=True)

@@ -415,3 +415,20 @@ def test_cli_and_bundle_redacts_secrets(doc: TestCluster, tmp_path: Path) -> Non
     assert "doctor-test" in secrets_yaml and "cluster-agent-tls" in secrets_yaml
     notes = files["choreoctl-bundle/notes.txt"].decode()
     assert "logs of" in notes  # kwok pods have no logs: recorded, not fatal
+
+
+async def test_plane_clusters_read_the_control_plane_through_peers(doc: TestCluster) -> None:
+    # multi-cluster places the same planes (same names and namespaces) in four clusters;
+    # pointing all four at this cluster makes the data/build/observability clusters read
+    # the gateway CA and their plane CRs through the control cluster's client.
+    base = load_topology("multi-cluster", sets=["spec.trust.issuer=choreoctl"])
+    topo = with_context(base, doc.context)
+    report = await run_doctor(topo, str(doc.kubeconfig))
+    got = {(r.cluster, r.check): r for r in report.results}
+    data_cluster = topo.planes_of(PlaneKind.data)[0].cluster
+    assert data_cluster != topo.control.cluster
+    for check in ("gateway-ca-match", "agent-connected", "agent-client-cert", "agent-pods"):
+        result = got[(data_cluster, check)]
+        assert result.status is Status.ok, (check, result.reason)
+    assert got[(data_cluster, "plane-status")].status is Status.skip
+    assert got[(topo.control.cluster, "agent-pods")].status is Status.skip

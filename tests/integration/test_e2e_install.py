@@ -100,7 +100,7 @@ def test_multi_region_install_tunnel_and_status(make_clusters, kubelet, tmp_path
     kl = kubelet(list(cs))
     kc = str(cs.kubeconfig)
     out = _run(
-        "install", "-t", "multi-region", "--kubeconfig", kc, "--skip-preflight", "--timeout", "300"
+        "install", "-t", "multi-region", "--kubeconfig", kc, "--skip-preflight", "--timeout", "180"
     )
     _explain(kl, "install", out)
     uids = _tunnel_uids(cs["control"], kl, ["us", "eu", "apac"], tmp_path)
@@ -135,7 +135,7 @@ def test_single_cluster_install_tunnel_and_status(make_clusters, kubelet, tmp_pa
     kl = kubelet(list(cs))
     kc = str(cs.kubeconfig)
     common = ("-t", "single-cluster", "--kubeconfig", kc, "--context", "solo")
-    out = _run("install", *common, "--skip-preflight", "--timeout", "300")
+    out = _run("install", *common, "--skip-preflight", "--timeout", "180")
     _explain(kl, "install", out)
     assert _tunnel_uids(cs["solo"], kl, ["default"], tmp_path) == {"default": _uid(cs["solo"])}
     out = _run("status", *common, "-o", "json")

@@ -7,6 +7,7 @@ The tests run in file order on one cluster of their own and build on each other.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -15,7 +16,7 @@ import pytest
 from choreoctl.errors import ApiError, ApplyConflict
 from choreoctl.install.diff import run_diff
 from choreoctl.install.engine import Event
-from choreoctl.install.inventory import RecordStore
+from choreoctl.install.inventory import InstallRecord, RecordStore
 from choreoctl.install.manifests import Rendered, render_for_install
 from choreoctl.install.session import InstallResult, run_install
 from choreoctl.install.steps import InstallOptions
@@ -217,5 +218,28 @@ async def test_uninstall_removes_exactly_the_inventory(env: ClusterSet) -> None:
         == "configmap/not-ours"
     )
     assert "openchoreo.dev" not in c.kubectl("get", "crd", "-o", "name").stdout
-    record = c.kubectl("-n", "openchoreo-control-plane", "get", "cm", "-o", "name").stdout
-    assert "choreoctl-install-record" not in record
+    # The kept PVCs are still choreoctl's: the record stays with just them (and their
+    # namespaces), so `uninstall --delete-data` can finish the job later.
+    out = c.kubectl("-n", "openchoreo-control-plane", "get", "cm", "choreoctl-install-record",
+                    "-o", "jsonpath={.data.record\\.json}").stdout  # fmt: skip
+    record = InstallRecord.from_dict(json.loads(out))
+    assert record.state == "uninstalled"
+    assert {e.ref.kind for es in record.inventory().values() for e in es} == {
+        "PersistentVolumeClaim",
+        "Namespace",
+    }
+
+
+async def test_uninstall_delete_data_removes_kept_data_and_namespaces(env: ClusterSet) -> None:
+    c = env["inst-a"]
+    c.kubectl("-n", "openchoreo-data-plane", "delete", "configmap", "not-ours")
+    rendered = _rendered(SPEC.name)
+    result = await _with_clients(
+        env, rendered, lambda cl: run_uninstall(rendered.topology, cl, delete_data=True)
+    )
+    deleted = " ".join(result.deleted)
+    assert "PersistentVolumeClaim openchoreo-control-plane/openchoreo-database" in deleted
+    left = c.kubectl("get", "ns", "-o", "name").stdout
+    for ns in PLANE_NAMESPACES:
+        assert f"namespace/{ns}" not in left
+    assert "persistentvolumeclaim" not in c.kubectl("get", "pvc", "-A", "-o", "name").stdout

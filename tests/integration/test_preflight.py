@@ -223,7 +223,8 @@ async def test_cancel_during_probe_removes_the_scratch_namespace(broken: TestClu
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-        assert await _scratch(kc) == []
+        left = await kc.list("v1", "Namespace", label_selector=f"{SCRATCH_LABEL}=true")
+        assert await _scratch(kc) == [], [n["metadata"] for n in left]
 
 
 def test_ctrl_c_during_probe_leaves_nothing(broken: TestCluster) -> None:

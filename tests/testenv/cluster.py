@@ -161,7 +161,28 @@ def start_cluster(
     sa_key: Path,
     merged_kubeconfig: Path,
 ) -> TestCluster:
-    """Start one cluster and wait until it is ready; raises ClusterStartFailed with log tails."""
+    """Start one cluster and wait until it is ready; raises ClusterStartFailed with log tails.
+
+    A port picked free can be taken by someone else before our process binds it (the
+    ephemeral range is shared with every outgoing connection); that case is retried.
+    """
+    for attempt in range(3):
+        try:
+            return _start_once(spec, set_dir, bins, shared_etcd, sa_key, merged_kubeconfig)
+        except ClusterStartFailed as e:
+            if "address already in use" not in str(e) or attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _start_once(
+    spec: ClusterSpec,
+    set_dir: Path,
+    bins: Binaries,
+    shared_etcd: Etcd | None,
+    sa_key: Path,
+    merged_kubeconfig: Path,
+) -> TestCluster:
     cdir = set_dir / spec.name
     (cdir / "logs").mkdir(parents=True, exist_ok=True)
     etcd = shared_etcd

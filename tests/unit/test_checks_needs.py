@@ -122,3 +122,24 @@ def test_domain_names() -> None:
     assert "RFC 1123" in domain_problem("-x.example.com", False)
     assert "two labels" in domain_problem("intranet", False)
     assert domain_problem("a" * 64 + ".example.com", False)
+
+
+def test_rbac_rules_evaluation() -> None:
+    from choreoctl.checks.preflight.permissions import Access, rules_allow
+
+    admin = [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}]
+    assert rules_allow(admin, Access("create", "deployments", "apps", "ns"))
+    limited = [
+        {"verbs": ["get", "list"], "apiGroups": [""], "resources": ["pods", "namespaces"]},
+        {
+            "verbs": ["create"],
+            "apiGroups": ["apps"],
+            "resources": ["deployments"],
+            "resourceNames": ["x"],
+        },
+    ]
+    assert rules_allow(limited, Access("list", "pods"))
+    assert not rules_allow(limited, Access("create", "pods"))
+    assert not rules_allow(limited, Access("list", "pods", "apps"))
+    assert not rules_allow(limited, Access("create", "deployments", "apps", "ns"))  # named only
+    assert not rules_allow([], Access("get", "secrets"))

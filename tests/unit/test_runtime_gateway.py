@@ -475,3 +475,64 @@ async def test_unknown_target_is_404(env: tuple[Harness, FakeAPI, Executor]) -> 
     _, _, ex = env
     resp = await ex.run(p.Request("r", "GET", "/", target="helm"))
     assert resp.status_code == 404 and resp.error is not None
+
+
+async def _dial_error(h: Harness, url: str, d: Path) -> str:
+    from choreoctl.errors import ChoreoError
+    from choreoctl.runtime.agent_dial import client_context, dial
+
+    async with aiohttp.ClientSession() as s:
+        try:
+            ctx = client_context(str(d / "tls.crt"), str(d / "tls.key"), str(h.certs.gw / "ca.crt"))
+            ws = await dial(s, url, "dataplane", "dp1", ctx, 5)
+        except ChoreoError as e:
+            return f"{type(e).__name__}: {e.message}"
+        await ws.close()
+        return "connected"
+
+
+async def test_agent_dial_errors_say_what_to_fix(tmp_path: Path) -> None:
+    import datetime as dt
+
+    certs = Certs(tmp_path)
+    h = await Harness(certs, gateway_config(certs, host="0.0.0.0")).start()
+    try:
+        ca, ok = certs.agent("dp1")
+        h.add_cr("dp1", ca)
+        port = h.cfg.port
+        assert await _dial_error(h, f"wss://localhost:{port}/ws", ok) == "connected"
+        err = await _dial_error(h, f"wss://127.0.0.2:{port}/ws", ok)
+        assert (
+            err.startswith("TrustError")
+            and "it holds: localhost, cluster-gateway, 127.0.0.1" in err
+        )
+        _, stranger = certs.agent("stranger")
+        assert "hung up during the handshake" in await _dial_error(
+            h, f"wss://localhost:{port}/ws", stranger
+        )
+        now = dt.datetime.now(dt.UTC)
+        _, old = certs.agent(
+            "old",
+            ca=ca,
+            not_before=now - dt.timedelta(days=3),
+            not_after=now - dt.timedelta(days=1),
+        )
+        assert "expired at" in await _dial_error(h, f"wss://localhost:{port}/ws", old)
+        bp_ca, bp = certs.agent("bp1")
+        h.add_cr("bp1", bp_ca, plane_type="buildplane")  # a known CA, but for another plane
+        assert "HTTP 401" in await _dial_error(h, f"wss://localhost:{port}/ws", bp)
+    finally:
+        await h.close()
+
+
+def test_proxy_selection_honours_no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    from choreoctl.runtime.agent_dial import proxy_for
+
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.corp:3128")
+    monkeypatch.setenv("NO_PROXY", "localhost,.svc.cluster.local,10.0.0.0/8")
+    assert proxy_for("wss://gw.example.com:8443/ws") == "http://proxy.corp:3128"
+    assert proxy_for("wss://localhost:8443/ws") is None
+    assert proxy_for("wss://cluster-gateway.cp.svc.cluster.local:8443/ws") is None
+    assert proxy_for("wss://10.1.2.3:8443/ws") is None
+    monkeypatch.delenv("HTTPS_PROXY")
+    assert proxy_for("wss://gw.example.com:8443/ws") is None

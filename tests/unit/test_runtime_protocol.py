@@ -200,3 +200,15 @@ def test_metrics_text_format() -> None:
     assert 'g{t="a\\"b"} 1' in text
     assert 'lat_seconds_bucket{le="0.005"} 1' in text and 'lat_seconds_bucket{le="+Inf"} 2' in text
     assert "# TYPE lat_seconds histogram" in text and "lat_seconds_count 2" in text
+
+
+def test_backoff_brief_window_after_a_restart() -> None:
+    now = [0.0]
+    b = Backoff(base=1.0, cap=30.0, rng=lambda: 1.0, clock=lambda: now[0])
+    for _ in range(10):
+        b.next_delay()
+    assert b.ceiling() == 30.0
+    b.brief(cap=2.0, window=30.0)
+    assert [b.next_delay() for _ in range(4)] == [1.0, 2.0, 2.0, 2.0]
+    now[0] = 31.0  # the window is over: back to the full exponential ceiling
+    assert b.next_delay() == 16.0

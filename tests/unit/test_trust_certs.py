@@ -107,3 +107,13 @@ def test_public_ca_pem_never_carries_a_key() -> None:
 def test_public_ca_pem_refuses_non_pem() -> None:
     with pytest.raises(TrustError, match="no PEM certificate"):
         public_ca_pem({"ca.crt": b"garbage"}, "Secret x/y")
+
+
+async def test_rotate_refuses_cert_manager_issuer_before_touching_anything() -> None:
+    import dataclasses
+
+    from choreoctl.trust.rotate import rotate_gateway_ca
+
+    cm = dataclasses.replace(topo(), trust_issuer=TLSIssuer.cert_manager)
+    with pytest.raises(TrustError, match="issuer is cert-manager"):
+        await rotate_gateway_ca(cm, {}, timeout=1)

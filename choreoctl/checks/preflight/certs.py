@@ -129,10 +129,13 @@ async def check_cert_manager(ctx: CheckContext) -> Outcome:
     why = needs_cert_manager(ctx.topology, ctx.name)
     if not why:
         return skipped("every plane here brings its own certificates and trust.issuer is choreoctl")
-    crds = {
-        n: await ctx.kc.get("apiextensions.k8s.io/v1", "CustomResourceDefinition", n)
-        for n in CERT_MANAGER_CRDS
-    }
+    found = await asyncio.gather(
+        *(
+            ctx.kc.get("apiextensions.k8s.io/v1", "CustomResourceDefinition", n)
+            for n in CERT_MANAGER_CRDS
+        )
+    )
+    crds = dict(zip(CERT_MANAGER_CRDS, found, strict=True))
     missing = [n for n, crd in crds.items() if crd is None]
     if missing:
         return failed(f"cert-manager CRDs missing: {', '.join(missing)}", why)

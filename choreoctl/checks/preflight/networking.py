@@ -64,8 +64,9 @@ async def _lb_signs(ctx: CheckContext) -> Outcome:
         s = served[0]["metadata"]
         example = f"{s['namespace']}/{s['name']}"
         return passed(f"{len(served)} LoadBalancer Service(s) have addresses (e.g. {example})")
-    deployments = await ctx.kc.list("apps/v1", "Deployment")
-    daemonsets = await ctx.kc.list("apps/v1", "DaemonSet")
+    deployments, daemonsets = await asyncio.gather(
+        ctx.kc.list("apps/v1", "Deployment"), ctx.kc.list("apps/v1", "DaemonSet")
+    )
     found = [
         f"{o['metadata']['namespace']}/{o['metadata']['name']}"
         for o in deployments + daemonsets

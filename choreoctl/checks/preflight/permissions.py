@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from typing import Any
 
 from choreoctl.checks.framework import Category, Check, CheckContext, Outcome, failed, passed
 from choreoctl.checks.preflight.needs import needs_cert_manager, plane_namespaces, planes_on
@@ -74,18 +75,55 @@ def required_access(topology: Topology, cluster: str) -> list[Access]:
     return out
 
 
+def rules_allow(rules: list[dict[str, Any]], a: Access) -> bool:
+    """Whether RBAC resource rules (from a SelfSubjectRulesReview) grant ``a``."""
+    for rule in rules:
+        if rule.get("resourceNames"):
+            continue  # limited to named objects: not enough to create or list
+        if not any(v in ("*", a.verb) for v in rule.get("verbs") or []):
+            continue
+        if not any(g in ("*", a.group) for g in rule.get("apiGroups") or []):
+            continue
+        if any(r in ("*", a.resource) for r in rule.get("resources") or []):
+            return True
+    return False
+
+
+async def _rules(ctx: CheckContext, namespace: str) -> tuple[list[dict[str, Any]], bool]:
+    review = {
+        "apiVersion": "authorization.k8s.io/v1",
+        "kind": "SelfSubjectRulesReview",
+        "spec": {"namespace": namespace},
+    }
+    out = await ctx.kc.create(review)
+    status = out.get("status") or {}
+    return list(status.get("resourceRules") or []), bool(status.get("incomplete"))
+
+
 async def check_permissions(ctx: CheckContext) -> Outcome:
     wanted = required_access(ctx.topology, ctx.name)
     if not wanted:
         return passed("no plane on this cluster")
+    # One SelfSubjectRulesReview per namespace answers most questions at once (cluster
+    # bindings show in every namespace); whatever it does not grant is asked again, one
+    # authoritative SelfSubjectAccessReview each, so other authorizers are honoured.
+    namespaces = sorted({a.namespace for a in wanted if a.namespace})
+    reviews = await asyncio.gather(*(_rules(ctx, ns) for ns in namespaces))
+    rules = dict(zip(namespaces, reviews, strict=True))
+    cluster_rules = reviews[0][0] if reviews else []
+    unsure = [
+        a
+        for a in wanted
+        if not rules_allow(rules[a.namespace][0] if a.namespace else cluster_rules, a)
+    ]
     limit = asyncio.Semaphore(16)
 
     async def review(a: Access) -> bool:
         async with limit:
             return await ctx.kc.can_i(a.verb, a.resource, a.group, a.namespace or None)
 
-    allowed = await asyncio.gather(*(review(a) for a in wanted))
-    missing = [a.line() for a, ok in zip(wanted, allowed, strict=True) if not ok]
+    allowed = await asyncio.gather(*(review(a) for a in unsure))
+    missing = [a.line() for a, ok in zip(unsure, allowed, strict=True) if not ok]
     if missing:
         return failed(f"{len(missing)} of {len(wanted)} permissions missing", missing)
     return passed(f"all {len(wanted)} permissions granted")

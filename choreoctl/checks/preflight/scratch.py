@@ -44,7 +44,12 @@ async def scratch_namespace(kc: KubeClient) -> AsyncIterator[str]:
 
 
 async def _delete(kc: KubeClient, name: str) -> None:
+    # A create cut off by a cancel may still land after a first delete found nothing,
+    # so a miss is retried a few times before giving up.
     try:
-        await kc.delete("v1", "Namespace", name)
+        for attempt in range(4):
+            if await kc.delete("v1", "Namespace", name):
+                return
+            await asyncio.sleep(0.25 * (attempt + 1))
     except ClusterError:
         pass  # the probe's own result already says what went wrong with the cluster
