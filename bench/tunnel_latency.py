@@ -201,6 +201,12 @@ async def wait_connected(
     raise SystemExit(f"agent {plane_id} did not connect within {timeout}s; see {d}/*.log")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far: the cost that machine load cannot inflate."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def pct(values: list[float], q: float) -> float:
     s = sorted(values)
     return s[min(len(s) - 1, int(q * len(s)))]
@@ -285,7 +291,11 @@ def main() -> None:
             procs.append(spawn_gateway(d, ports))
             procs.append(spawn_agent(d, ports, kubeconfig, context))
             asyncio.run(wait_connected(d, ports))
+            gw, ag = procs[-2].pid, procs[-1].pid
+            before = cpu_seconds(gw), cpu_seconds(ag)
             r = asyncio.run(measure(d, ports, kubeconfig, context, args.path, n))
+            r["gw_cpu_ms"] = (cpu_seconds(gw) - before[0]) * 1000 / (n + 100)
+            r["agent_cpu_ms"] = (cpu_seconds(ag) - before[1]) * 1000 / (n + 100)
         finally:
             for p in procs:
                 p.terminate()
@@ -302,6 +312,8 @@ def main() -> None:
     ratio50 = r["tunnel_p50_ms"] / r["direct_p50_ms"]
     ratio99 = r["tunnel_p99_ms"] / r["direct_p99_ms"]
     print(f"  ratio tunnel/direct p50 {ratio50:.2f}x  p99 {ratio99:.2f}x")
+    gw_ms, ag_ms = r["gw_cpu_ms"], r["agent_cpu_ms"]
+    print(f"  CPU per tunnelled request: gateway {gw_ms:.2f} ms, agent {ag_ms:.2f} ms")
     print(f"  load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
 
 

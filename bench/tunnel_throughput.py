@@ -22,6 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from tunnel_latency import (  # noqa: E402
+    cpu_seconds,
     direct_client,
     free_port,
     internal_client,
@@ -87,7 +88,11 @@ def main() -> None:
             procs.append(spawn_gateway(d, ports, tls_buffer=args.tls_buffer))
             procs.append(spawn_agent(d, ports, kubeconfig, context))
             asyncio.run(wait_connected(d, ports))
+            gw, ag = procs[-2].pid, procs[-1].pid
+            before = cpu_seconds(gw) + cpu_seconds(ag)
             r = asyncio.run(measure(d, ports, kubeconfig, context, path, rounds))
+            cpu = cpu_seconds(gw) + cpu_seconds(ag) - before
+            r["cpu_ms_per_mib"] = cpu * 1000 / ((rounds + 2) * r["bytes"] / 2**20)
         finally:
             for p in procs:
                 p.terminate()
@@ -99,6 +104,7 @@ def main() -> None:
     print(
         f"  ratio tunnel/direct {ratio:.0%} (goal >= 50%: {'met' if ratio >= 0.5 else 'NOT met'})"
     )
+    print(f"  CPU of gateway + agent per MiB relayed: {r['cpu_ms_per_mib']:.0f} ms")
     print(f"  load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
 
 

@@ -169,8 +169,14 @@ async def collect_bundle(
     tail: int = 500,
 ) -> Bundle:
     """Gather the bundle's files from every cluster concurrently (nothing is written)."""
+    import yaml
+
+    from choreoctl.topology.loader import topology_to_dict
+
     bundle = Bundle()
     bundle.files["report.json"] = json.dumps(report.to_dict(), indent=2) + "\n"
+    topo_doc = redact(topology_to_dict(topology))
+    bundle.files["topology.yaml"] = yaml.safe_dump(topo_doc, sort_keys=False)
     clients: list[KubeClient] = []
     jobs = []
     for cluster in topology.clusters:

@@ -86,14 +86,7 @@ async def _run_target(target: Target, only: set[str] | None) -> list[Result]:
                 )
                 results.append(blocked)
             return results
-    import os
-    limit = asyncio.Semaphore(int(os.environ.get("H5_PC", "100")))
-
-    async def bounded(c: Check) -> Result:
-        async with limit:
-            return await run_one(c, ctx)
-
-    results.extend(await asyncio.gather(*(bounded(c) for c in checks)))
+    results.extend(await asyncio.gather(*(run_one(c, ctx) for c in checks)))
     return results
 
 

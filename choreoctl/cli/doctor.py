@@ -12,6 +12,7 @@ from choreoctl.cli.preflight import (
     TimeoutOption,
     VerboseOption,
     WaitOption,
+    check_kubeconfig,
     finish,
     with_context,
 )
@@ -60,6 +61,7 @@ def register(app: typer.Typer) -> None:
         from choreoctl.checks.runner import parse_duration
 
         wait_s, timeout_s = parse_duration(wait), parse_duration(timeout)
+        check_kubeconfig(kubeconfig)
         topo = with_context(load(topology, values, sets), context)
 
         async def main() -> Report:

@@ -85,6 +85,20 @@ def draw_report(out: Console, report: Report, verbose: bool = False) -> None:
     )
 
 
+def check_kubeconfig(kubeconfig: str | None) -> None:
+    """A kubeconfig path that was given must exist (bad input, exit 2, otherwise)."""
+    import os
+
+    from choreoctl.errors import InputError
+
+    for path in (kubeconfig or "").split(os.pathsep):
+        if path and not os.path.isfile(os.path.expanduser(path)):
+            raise InputError(
+                f"kubeconfig {path} does not exist",
+                hint="pass --kubeconfig PATH (or set KUBECONFIG) to an existing kubeconfig file",
+            )
+
+
 def with_context(topo: Topology, context: str | None) -> Topology:
     """``topo`` with every cluster's kubeconfig context replaced by ``context``."""
     if not context:
@@ -141,6 +155,7 @@ def register(app: typer.Typer) -> None:
         from choreoctl.checks.runner import parse_duration
 
         wait_s, timeout_s = parse_duration(wait), parse_duration(timeout)
+        check_kubeconfig(kubeconfig)
         topo = with_context(load(topology, values, sets), context)
         report = asyncio.run(
             run_preflight(topo, kubeconfig, probe=probe, timeout=timeout_s, wait=wait_s)

@@ -169,3 +169,10 @@ async def apply_set(
         client, rest, force=force, dry_run=dry_run, concurrency=concurrency, skip=skip
     )
     return done
+
+
+async def unserved_kinds(client: KubeClient, objs: Sequence[Obj]) -> list[tuple[str, str]]:
+    """(apiVersion, kind) of ``objs`` the server does not serve and no CRD in ``objs``
+    provides: found before the first write, not halfway through an install."""
+    needed = {(str(o["apiVersion"]), str(o["kind"])) for o in objs} - _crd_kinds(objs)
+    return sorted(await _unserved(client, needed))

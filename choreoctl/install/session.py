@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from choreoctl import __version__
-from choreoctl.install.apply import apply_set
+from choreoctl.errors import ClusterError, Problem
+from choreoctl.install.apply import apply_set, unserved_kinds
 from choreoctl.install.engine import EventSink, State, run_graph
 from choreoctl.install.inventory import (
     InstallRecord,
@@ -22,6 +23,7 @@ from choreoctl.install.inventory import (
     server_time,
 )
 from choreoctl.install.manifests import Rendered, topology_hash
+from choreoctl.install.objects import Obj
 from choreoctl.install.steps import Hooks, InstallOptions, Session, build_steps
 from choreoctl.kube.client import KubeClient
 
@@ -66,6 +68,27 @@ async def clocks(clients: Mapping[str, KubeClient]) -> dict[str, str]:
     return dict(zip(names, times, strict=True))
 
 
+async def check_kinds(rendered: Rendered, clients: Mapping[str, KubeClient]) -> None:
+    """Refuse to start when a cluster lacks a kind the render uses (cert-manager …)."""
+    per_cluster: dict[str, list[Obj]] = {}
+    for ps in rendered.planes:
+        per_cluster.setdefault(ps.cluster, []).extend(ps.objects)
+    names = sorted(per_cluster)
+    missing = await asyncio.gather(*(unserved_kinds(clients[n], per_cluster[n]) for n in names))
+    problems = [
+        Problem(f"kind {kind} ({api_version}) is not served", where=name)
+        for name, kinds in zip(names, missing, strict=True)
+        for api_version, kind in kinds
+    ]
+    if problems:
+        raise ClusterError(
+            "the clusters lack kinds this topology's manifests use; nothing was changed",
+            hint="cert-manager.io kinds: install cert-manager (choreoctl preflight checks "
+            "it), or use trust.issuer: choreoctl and a byo TLS strategy for the planes",
+            problems=tuple(problems),
+        )
+
+
 async def _bootstrap(s: Session) -> None:
     """Create the control plane namespace and load (or start) the record in it."""
     control = s.topology.control
@@ -84,6 +107,7 @@ async def _bootstrap(s: Session) -> None:
     record.topology = s.topology.name
     record.topology_hash = topology_hash(s.topology)
     record.version = __version__
+    s.was_installed = record.state == "installed"
     record.state = "installing"
     s.store, s.record = store, record
     s.learn("control", control.cluster, [applied])
@@ -106,6 +130,7 @@ async def run_install(
     since = await clocks(clients)
     if preflight is not None:
         await preflight()
+    await check_kinds(rendered, clients)
     s = Session(rendered, clients, options, hooks or default_hooks(), since)
     steps = build_steps(s)
     if not options.dry_run:
@@ -123,7 +148,8 @@ async def run_install(
         result.hook_seconds = s.timings["hooks"]
         if s.record is not None:
             ok = all(st.state is State.done for st in steps)
-            complete = ok and not options.only and not options.skip
+            # A partial run (--only/--skip) of an installed topology leaves it installed.
+            complete = ok and (s.was_installed or not (options.only or options.skip))
             s.record.state = "installed" if complete else ("installing" if ok else "failed")
             await asyncio.shield(s.save())
             result.record = {

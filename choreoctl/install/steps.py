@@ -97,6 +97,7 @@ class Session:
     )
     applied: list[Applied] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)  # when ``since`` was read
+    was_installed: bool = False  # the record said "installed" when this run began
 
     @property
     def topology(self) -> Topology:

@@ -42,8 +42,13 @@ class UninstallResult:
     """What was deleted and what was kept, with the reason."""
 
     deleted: list[str] = field(default_factory=list)
-    kept: list[tuple[str, str]] = field(default_factory=list)
+    kept: list[tuple[str, str]] = field(default_factory=list)  # use keep() to add
     gone: list[str] = field(default_factory=list)  # recorded, already absent
+
+    def keep(self, label: str, reason: str) -> None:
+        """Note a kept object once (several steps may record the same object)."""
+        if all(label != k for k, _ in self.kept):
+            self.kept.append((label, reason))
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data for ``-o json``."""
@@ -177,7 +182,7 @@ class Remover:
         """Delete one recorded object if it is still the one choreoctl created."""
         label = _label(entry.cluster, entry.ref)
         if not entry.created:
-            self.result.kept.append((label, "existed before choreoctl applied it"))
+            self.result.keep(label, "existed before choreoctl applied it")
             return False
         client = self.clients[entry.cluster]
         ref = entry.ref
@@ -191,7 +196,7 @@ class Remover:
             self.result.gone.append(label)
             return True
         if entry.uid and live["metadata"].get("uid") != entry.uid:
-            self.result.kept.append((label, "replaced by another object since (uid differs)"))
+            self.result.keep(label, "replaced by another object since (uid differs)")
             return False
         if not self.dry_run:
             try:
@@ -205,7 +210,7 @@ class Remover:
             except ApiError as e:
                 if e.status != 409:
                     raise
-                self.result.kept.append((label, "replaced by another object meanwhile"))
+                self.result.keep(label, "replaced by another object meanwhile")
                 return False
         self.result.deleted.append(label)
         self.report(f"deleted {label}")
@@ -259,8 +264,8 @@ async def run_uninstall(
                 if e.ref.kind in DEFERRED_KINDS:
                     deferred.append(e)
                 elif e.ref.kind == "PersistentVolumeClaim" and not delete_data:
-                    result.kept.append(
-                        (_label(e.cluster, e.ref), "a PVC: data is kept unless --delete-data")
+                    result.keep(
+                        _label(e.cluster, e.ref), "a PVC: data is kept unless --delete-data"
                     )
                 else:
                     now.append(e)
@@ -282,13 +287,13 @@ async def run_uninstall(
         if e.created and _label(e.cluster, e.ref) in kept
     ]
     if left:
-        result.kept.append(
-            (_label(*home), f"holds the install record of {len(left)} kept object(s)")
-        )
+        result.keep(_label(*home), f"holds the install record of {len(left)} kept object(s)")
         if not dry_run:
             for rec in record.steps.values():
                 rec.objects = [
-                    e for e in rec.objects if e.created and _label(e.cluster, e.ref) in kept
+                    e
+                    for e in rec.objects
+                    if e.created and (_label(e.cluster, e.ref) in kept or e.key == home)
                 ]
             record.state = "uninstalled"
             await store.save(record)
@@ -320,11 +325,9 @@ async def remove_deferred(remover: Remover, deferred: Sequence[Entry]) -> None:
             except ApiError:
                 instances = []
             if instances:
-                remover.result.kept.append(
-                    (
-                        _label(e.cluster, e.ref),
-                        f"{len(instances)} instance(s) not created by choreoctl still exist",
-                    )
+                remover.result.keep(
+                    _label(e.cluster, e.ref),
+                    f"{len(instances)} instance(s) not created by choreoctl still exist",
                 )
                 continue
         await remover.remove(e)
@@ -337,17 +340,15 @@ async def remove_deferred(remover: Remover, deferred: Sequence[Entry]) -> None:
                 ours = [f for f in foreign if _kept_here(f, e.ref.name, e.cluster, kept)]
                 foreign = [f for f in foreign if f not in ours]
                 if ours and not foreign:
-                    remover.result.kept.append(
-                        (_label(e.cluster, e.ref), f"holds kept data: {', '.join(ours[:5])}")
+                    remover.result.keep(
+                        _label(e.cluster, e.ref), f"holds kept data: {', '.join(ours[:5])}"
                     )
                     continue
                 if foreign:
                     shown = ", ".join(foreign[:5]) + (" …" if len(foreign) > 5 else "")
-                    remover.result.kept.append(
-                        (
-                            _label(e.cluster, e.ref),
-                            f"still holds objects choreoctl did not create: {shown}",
-                        )
+                    remover.result.keep(
+                        _label(e.cluster, e.ref),
+                        f"still holds objects choreoctl did not create: {shown}",
                     )
                     continue
         await remover.remove(e)

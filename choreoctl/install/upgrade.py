@@ -92,9 +92,7 @@ async def run_upgrade(
             if e.ref.kind in DEFERRED_KINDS:
                 deferred.append(e)
             elif e.ref.kind == "PersistentVolumeClaim" and not delete_data:
-                result.pruned.kept.append(
-                    (f"{e.cluster}: {e.ref}", "a PVC: kept unless --delete-data")
-                )
+                result.pruned.keep(f"{e.cluster}: {e.ref}", "a PVC: kept unless --delete-data")
             elif await remover.remove(e) or not e.created:
                 gone.append(e.key)
         rec.drop(gone)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from choreoctl import pki
-from choreoctl.errors import ApiError, InputError, Problem, WaitTimeout
+from choreoctl.errors import ApiError, InputError, Problem, TrustError, WaitTimeout
 from choreoctl.kube.client import KubeClient, Obj
 from choreoctl.planes.crs import (
     API_VERSION,
@@ -128,8 +128,15 @@ async def notify_gateway(access: GatewayAccess, plane: Plane, namespace: str) ->
 
     import httpx
 
-    ctx = ssl.create_default_context(cafile=access.server_ca)
-    ctx.load_cert_chain(access.client_cert, access.client_key)
+    try:
+        ctx = ssl.create_default_context(cafile=access.server_ca)
+        ctx.load_cert_chain(access.client_cert, access.client_key)
+    except (OSError, ssl.SSLError) as e:
+        raise TrustError(
+            f"cannot load the gateway client files ({access.client_cert}, "
+            f"{access.client_key}, {access.server_ca}): {e}",
+            hint="pass PEM files whose key matches the certificate (controller-manager-tls)",
+        ) from e
     body = {
         "planeType": plane.kind.plane_type,
         "planeID": plane.effective_plane_id,

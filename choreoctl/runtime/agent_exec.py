@@ -126,8 +126,17 @@ class Executor:
             return _error(req, 502, e.message, "UPSTREAM_UNREACHABLE")
         return p.Response(req.request_id, resp.status_code, _response_headers(resp), bytes(body))
 
+    @staticmethod
+    async def _relay(req: p.Request, data: bytes, send: Send, credit: Credit) -> None:
+        for i in range(0, len(data), p.CHUNK_SIZE):
+            part = data[i : i + p.CHUNK_SIZE]
+            await credit.take(len(part))
+            await send(p.Chunk(req.request_id, part))
+
     async def stream(self, req: p.Request, send: Send, credit: Credit) -> None:
-        """Relay a watch/follow: status first, then chunks as credit allows, then a close."""
+        """Answer a stream open: a small or failed response in one message; a watch, a
+        follow or a large body as a status line (marked with CHUNKED_HEADER), chunks as
+        credit allows, and a closing chunk."""
         if req.target != "k8s":
             await send(_error(req, 404, f"unknown target {req.target!r}", "UNKNOWN_TARGET"))
             return
@@ -148,24 +157,40 @@ class Executor:
             await send(_error(req, 502, e.message, "UPSTREAM_UNREACHABLE"))
             return
         try:
-            if resp.status_code >= 300:
-                body = bytearray()
-                async for chunk in resp.aiter_raw():
-                    body += chunk
-                    if len(body) > 1024 * 1024:
+            watch = p.is_watch(req.method, req.path, req.query)
+            head = bytearray()
+            rest = resp.aiter_raw()  # as it arrives; a chunk_size would hold data back
+            if resp.status_code >= 300 or not watch:
+                # errors and ordinary reads: answer in one message when the body is small
+                limit = 1024 * 1024 if resp.status_code >= 300 else p.INLINE_BODY
+                async for chunk in rest:
+                    head += chunk
+                    if len(head) > limit:
                         break
-                await send(
-                    p.Response(
-                        req.request_id, resp.status_code, _response_headers(resp), bytes(body)
+                else:
+                    await send(
+                        p.Response(
+                            req.request_id, resp.status_code, _response_headers(resp), bytes(head)
+                        )
                     )
-                )
-                return
-            await send(p.Response(req.request_id, resp.status_code, _response_headers(resp)))
-            async for chunk in resp.aiter_raw():  # as it arrives; a chunk_size would buffer
-                for i in range(0, len(chunk), p.CHUNK_SIZE):
-                    part = chunk[i : i + p.CHUNK_SIZE]
-                    await credit.take(len(part))
-                    await send(p.Chunk(req.request_id, part))
+                    return
+                if resp.status_code >= 300:
+                    await send(
+                        p.Response(
+                            req.request_id, resp.status_code, _response_headers(resp), bytes(head)
+                        )
+                    )
+                    return
+            headers = _response_headers(resp)
+            headers[p.CHUNKED_HEADER] = ["1"]
+            await send(p.Response(req.request_id, resp.status_code, headers))
+            pending = head
+            async for chunk in rest:
+                pending += chunk
+                if watch or len(pending) >= p.CHUNK_SIZE:  # watches: as events arrive
+                    await self._relay(req, bytes(pending), send, credit)
+                    pending = bytearray()
+            await self._relay(req, bytes(pending), send, credit)
         except (ClusterError, httpx.HTTPError):
             pass  # the upstream ended the stream: close it on the gateway side too
         finally:

@@ -35,8 +35,11 @@ EXTENSION_VERSION = "1"
 MAX_REQUEST_BODY = 10 * 1024 * 1024  # the proxy answers 413 above this
 MAX_RESPONSE_BODY = 16 * 1024 * 1024  # the agent answers 502 above this; use paging/streams
 MAX_FRAME = (MAX_RESPONSE_BODY * 4) // 3 + 256 * 1024  # base64 + JSON envelope
-CHUNK_SIZE = 64 * 1024  # stream chunk payload
-STREAM_WINDOW = 1024 * 1024  # bytes in flight per stream before the agent waits
+CHUNK_SIZE = 512 * 1024  # largest stream chunk payload (fewer, larger frames cost less CPU)
+STREAM_WINDOW = 2 * 1024 * 1024  # bytes in flight per stream before the agent waits
+INLINE_BODY = 256 * 1024  # a streamed read larger than this is sent as chunks
+# On a stream's status line: chunks follow (absent: the response is complete).
+CHUNKED_HEADER = "X-Choreoctl-Chunked"
 MAX_ID = 128
 MAX_PATH = 8192
 MAX_HEADERS = 128
@@ -106,6 +109,19 @@ class Credit:
 
 
 Message = Request | Response | Chunk | Credit
+
+
+def is_watch(method: str, path: str, query: str) -> bool:
+    """Whether a request is open-ended: ``watch=true``, or ``follow=true`` on a log."""
+    if method.upper() != "GET" or not query:
+        return False
+    from urllib.parse import parse_qs
+
+    q = parse_qs(query)
+    truthy = ("true", "1")
+    if q.get("watch", [""])[-1].lower() in truthy:
+        return True
+    return path.rstrip("/").endswith("/log") and q.get("follow", [""])[-1].lower() in truthy
 
 
 def _b64(data: bytes) -> str:

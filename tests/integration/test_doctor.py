@@ -403,6 +403,7 @@ def test_cli_and_bundle_redacts_secrets(doc: TestCluster, tmp_path: Path) -> Non
         files = {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}  # type: ignore[union-attr]
     names = set(files)
     assert "choreoctl-bundle/report.json" in names
+    assert b"kind: Topology" in files["choreoctl-bundle/topology.yaml"]
     assert f"choreoctl-bundle/clusters/local/{ns}/secrets.yaml" in names
     assert f"choreoctl-bundle/clusters/local/{ns}/events.yaml" in names
     assert any("dataplanes.yaml" in n for n in names)

@@ -241,5 +241,5 @@ async def test_uninstall_delete_data_removes_kept_data_and_namespaces(env: Clust
     assert "PersistentVolumeClaim openchoreo-control-plane/openchoreo-database" in deleted
     left = c.kubectl("get", "ns", "-o", "name").stdout
     for ns in PLANE_NAMESPACES:
-        assert f"namespace/{ns}" not in left
+        assert f"namespace/{ns}" not in left, result.kept
     assert "persistentvolumeclaim" not in c.kubectl("get", "pvc", "-A", "-o", "name").stdout

@@ -26,6 +26,7 @@ pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
 CLEAN = ClusterSpec("inst-clean", cert_manager=True)
 KILLED = ClusterSpec("inst-kill", cert_manager=True)
+BARE = ClusterSpec("inst-bare", nodes=1)  # no cert-manager
 CHOREOCTL = str(Path(sys.executable).with_name("choreoctl"))
 NAMESPACES = (
     "openchoreo-control-plane",
@@ -104,7 +105,7 @@ def _when(step: str, state: str) -> Callable[[Event], bool]:
 
 @pytest.fixture(scope="module")
 def env(make_clusters: Callable[..., ClusterSet]) -> ClusterSet:
-    return make_clusters(CLEAN, KILLED)
+    return make_clusters(CLEAN, KILLED, BARE)
 
 
 def test_killed_installs_resume_to_the_same_result_as_a_clean_one(env: ClusterSet) -> None:
@@ -233,3 +234,14 @@ def test_upgrade_prunes_a_dropped_plane_and_keeps_its_data(env: ClusterSet, tmp_
     left = c.kubectl("-n", "openchoreo-build-plane", "get", "deploy,pvc", "-o", "name").stdout
     assert "deployment" not in left and "persistentvolumeclaim/registry-storage" in left
     assert c.kubectl("get", "buildplanes", "-A", "-o", "name").stdout.strip() == ""
+
+
+def test_missing_kinds_are_found_before_any_write(env: ClusterSet) -> None:
+    c = env[BARE.name]
+    before = c.kubectl("get", "ns", "-o", "name").stdout
+    out = _cli("install", "-t", "single-cluster", "--kubeconfig", str(c.kubeconfig),
+               "--context", c.context, "--skip-preflight")  # fmt: skip
+    assert out.returncode == 3, out.stderr
+    assert "kind Certificate (cert-manager.io/v1) is not served" in out.stderr
+    assert "install cert-manager" in out.stderr
+    assert c.kubectl("get", "ns", "-o", "name").stdout == before

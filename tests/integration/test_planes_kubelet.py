@@ -9,6 +9,7 @@ stop when the Deployment is deleted.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import time
 import uuid
@@ -20,6 +21,9 @@ import httpx
 import pytest
 
 from choreoctl import pki
+from choreoctl.planes.register import GatewayAccess, notify_gateway
+from choreoctl.topology.model import Plane, PlaneKind
+from tests.integration.test_trust_issuer import apply_crds
 
 pytestmark = pytest.mark.cluster
 
@@ -35,14 +39,37 @@ def _wait(what: str, check: Callable[[], Any], timeout: float = 60.0) -> Any:
         time.sleep(0.5)
 
 
-def _objects(ns: str) -> list[dict[str, Any]]:
-    ca = pki.make_ca("test-gateway-ca")
+def _objects(ns: str, ca: pki.CertKey) -> list[dict[str, Any]]:
     leaf = pki.issue_cert(
         ca, "gw", dns_names=["localhost"], ip_addresses=["127.0.0.1"], server=True
     )
     tls = {"tls.crt": leaf.cert_pem, "tls.key": leaf.key_pem, "ca.crt": ca.cert_pem}
     labels = {"app": "gw"}
+    rbac = "rbac.authorization.k8s.io/v1"
     return [
+        {
+            "apiVersion": rbac,
+            "kind": "ClusterRole",
+            "metadata": {"name": f"{ns}-planes"},
+            "rules": [
+                {
+                    "apiGroups": ["openchoreo.dev"],
+                    "resources": ["dataplanes", "buildplanes", "observabilityplanes"],
+                    "verbs": ["get", "list", "watch"],
+                }
+            ],
+        },
+        {
+            "apiVersion": rbac,
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": f"{ns}-planes"},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": f"{ns}-planes",
+            },
+            "subjects": [{"kind": "ServiceAccount", "name": "gw", "namespace": ns}],
+        },
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}},
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "gw", "namespace": ns}},
         {
@@ -126,9 +153,13 @@ def _environ(pid: int) -> dict[str, str]:
     return dict(e.decode().split("=", 1) for e in raw if b"=" in e)
 
 
-def test_kubelet_runs_restarts_and_stops_a_choreoctl_deployment(cluster: Any, kubelet: Any) -> None:
+async def test_kubelet_runs_restarts_and_stops_a_choreoctl_deployment(
+    cluster: Any, kubelet: Any, tmp_path: Path
+) -> None:
     ns = f"kl-{uuid.uuid4().hex[:6]}"
-    manifest = {"apiVersion": "v1", "kind": "List", "items": _objects(ns)}
+    ca = pki.make_ca("test-gateway-ca")
+    manifest = {"apiVersion": "v1", "kind": "List", "items": _objects(ns, ca)}
+    apply_crds(cluster)  # the gateway follows the plane CRs
     cluster.kubectl("apply", "-f", "-", input=json.dumps(manifest))
     kl = kubelet([cluster])
 
@@ -149,6 +180,25 @@ def test_kubelet_runs_restarts_and_stops_a_choreoctl_deployment(cluster: Any, ku
     assert claims["sub"] == f"system:serviceaccount:{ns}:gw"
     cmdline = Path(f"/proc/{pod['pid']}/cmdline").read_bytes().split(b"\0")
     assert b"/etc/gw/tls/tls.crt" not in cmdline and str(health).encode() in cmdline
+
+    # registration's notification reaches the internal port (mTLS, client CA = ca.crt)
+    client = pki.issue_cert(ca, "controller-manager", client=True)
+    client.write(tmp_path / "c.crt", tmp_path / "c.key")
+    (tmp_path / "ca.crt").write_bytes(ca.cert_pem)
+    access = GatewayAccess(
+        f"https://127.0.0.1:{pod['ports'][8444]}",
+        str(tmp_path / "c.crt"),
+        str(tmp_path / "c.key"),
+        str(tmp_path / "ca.crt"),
+    )
+    plane = Plane(PlaneKind.data, "us", "c", "dp")
+    assert await notify_gateway(access, plane, "default-organization") is True
+    other = pki.issue_cert(pki.make_ca("other"), "intruder", client=True)
+    other.write(tmp_path / "o.crt", tmp_path / "o.key")
+    stranger = dataclasses.replace(
+        access, client_cert=str(tmp_path / "o.crt"), client_key=str(tmp_path / "o.key")
+    )
+    assert await notify_gateway(stranger, plane, "x") is False  # refused at the handshake
 
     # a new pod template (what `kubectl rollout restart` does) restarts the process
     cluster.kubectl("-n", ns, "rollout", "restart", "deployment/gw")
@@ -176,3 +226,4 @@ def test_kubelet_runs_restarts_and_stops_a_choreoctl_deployment(cluster: Any, ku
     )
     _wait("the pod to be forgotten", lambda: all(s["namespace"] != ns for s in kl.state()))
     cluster.kubectl("delete", "namespace", ns, "--wait=false")
+    cluster.kubectl("delete", "clusterrole,clusterrolebinding", f"{ns}-planes")

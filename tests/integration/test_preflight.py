@@ -215,14 +215,19 @@ async def test_cancel_during_probe_removes_the_scratch_namespace(broken: TestClu
         run_preflight(single(broken.context), str(broken.kubeconfig), probe=True, timeout=60)
     )
     async with KubeClient.from_kubeconfig(str(broken.kubeconfig), broken.context) as kc:
-        for _ in range(100):
-            if await _scratch(kc):
-                break
-            await asyncio.sleep(0.1)
-        assert await _scratch(kc), "the probe never created its namespace"
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
+        try:
+            for _ in range(300):
+                if await _scratch(kc) or task.done():
+                    break
+                await asyncio.sleep(0.1)
+            assert await _scratch(kc), "the probe never created its namespace"
+        finally:
+            was_running = task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+        assert was_running, "preflight finished before it could be cancelled"
         left = await kc.list("v1", "Namespace", label_selector=f"{SCRATCH_LABEL}=true")
         assert await _scratch(kc) == [], [n["metadata"] for n in left]
 
@@ -243,8 +248,9 @@ def test_ctrl_c_during_probe_leaves_nothing(broken: TestCluster) -> None:
         return [n["metadata"]["name"] for n in items if not n["metadata"].get("deletionTimestamp")]
 
     try:
-        deadline = time.monotonic() + 30
-        while not scratch() and time.monotonic() < deadline:
+        assert scratch() == [], "a scratch namespace is left from before"
+        deadline = time.monotonic() + 60
+        while not scratch() and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.2)
         assert scratch(), "the probe never created its namespace"
         proc.send_signal(signal.SIGINT)
@@ -323,6 +329,13 @@ def test_cli_json_exit_codes_and_plain_text(cluster: TestCluster) -> None:
         [CHOREOCTL, "preflight", "-t", "no-such-topology"], env=env, capture_output=True, text=True
     )
     assert bad_topo.returncode == 2
+    for command in ("preflight", "doctor"):
+        missing = subprocess.run(
+            [CHOREOCTL, command, "--kubeconfig", "/no/such/kubeconfig"],
+            capture_output=True,
+            text=True,
+        )
+        assert missing.returncode == 2 and "does not exist" in missing.stderr
 
 
 async def test_local_dns_and_gateway_reachability(unused_tcp_port: int) -> None:
@@ -359,3 +372,38 @@ async def test_local_dns_and_gateway_reachability(unused_tcp_port: int) -> None:
         server.close()
         await server.wait_closed()
     assert opened.status is Status.ok and "accepts connections" in opened.reason
+
+
+async def test_storage_capacity_published_by_the_provisioner(cluster: TestCluster) -> None:
+    async with KubeClient.from_kubeconfig(str(cluster.kubeconfig), cluster.context) as kc:
+        classes = await kc.list("storage.k8s.io/v1", "StorageClass")
+        default = next(
+            c["metadata"]["name"]
+            for c in classes
+            if c["metadata"]
+            .get("annotations", {})
+            .get("storageclass.kubernetes.io/is-default-class")
+            == "true"
+        )
+        ns = f"pf-cap-{uuid.uuid4().hex[:6]}"
+        await kc.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+        cap = {
+            "apiVersion": "storage.k8s.io/v1",
+            "kind": "CSIStorageCapacity",
+            "metadata": {"name": "small", "namespace": ns},
+            "storageClassName": default,
+            "capacity": "2Gi",
+        }
+        try:
+            await kc.create(cap)
+            got = by_id(await run_preflight(single(cluster.context), str(cluster.kubeconfig)))
+            assert got["storage-capacity"].status is Status.fail
+            assert "largest volume (10Gi)" in got["storage-capacity"].reason
+            await kc.patch(
+                "storage.k8s.io/v1", "CSIStorageCapacity", "small", ns, {"capacity": "50Gi"}
+            )
+            got = by_id(await run_preflight(single(cluster.context), str(cluster.kubeconfig)))
+            assert got["storage-capacity"].status is Status.ok
+            assert "reports up to 50Gi" in got["storage-capacity"].reason
+        finally:
+            await kc.delete("v1", "Namespace", ns)

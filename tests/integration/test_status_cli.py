@@ -50,3 +50,31 @@ async def test_status_shows_clusters_planes_trust_environments(
     assert table.returncode == 1
     for text in ("topology", "alpha", "beta", "gateway CA", "dev", "agent not connected"):
         assert text in table.stdout, text
+
+
+async def test_status_watch_json_streams_one_document_per_refresh(
+    lab,  # noqa: F811
+    clusters: Any,
+    tmp_path: Path,
+) -> None:
+    topo, clients = lab
+    await ensure_trust(topo, clients, timeout=30)
+    path = topology_file(topo, tmp_path / "lab.yaml")
+    argv = [CHOREOCTL, "status", "-t", str(path), "--kubeconfig", str(clusters["alpha"].kubeconfig)]
+    proc = subprocess.Popen(
+        [*argv, "--watch", "--interval", "0.2", "-o", "json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        docs = [json.loads(proc.stdout.readline()) for _ in range(2)]
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
+    assert [d["topology"] for d in docs] == [topo.name, topo.name]
+    assert all(not d["healthy"] for d in docs)  # nothing registered yet

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.integration.test_e2e_install import _explain
+from tests.integration.test_e2e_install import install
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -77,8 +77,7 @@ def test_rotate_keeps_agent_connected_through_one_reconnect(
     topo = str(_topology(tmp_path / "rot.yaml", uid, alpha.context))
     common = ("-t", topo, "--kubeconfig", str(alpha.kubeconfig))
     kl = kubelet([alpha])
-    out = _run("install", *common, "--skip-preflight", "--timeout", "120")
-    _explain(kl, "install", out)
+    install(kl, *common, "--skip-preflight", "--timeout", "120")
     before = json.loads(_run("trust", "status", *common, "-o", "json").stdout)
     assert before["ok"], before
     old_fp = before["gateway"]["ca"][0]["fingerprint"]

@@ -87,3 +87,17 @@ def test_written_bundle_is_a_tar_gz_without_secrets(tmp_path) -> None:
     assert SECRET.encode() not in blob
     assert b"<redacted>" in blob
     assert not list(tmp_path.glob(".*tmp"))
+
+
+def test_agent_log_error_lines() -> None:
+    from choreoctl.checks.doctor.agents import ERROR_LINE
+
+    for line in (
+        '{"level":"error","msg":"dial failed"}',
+        "level=error msg=x",
+        "2026/11/25 ERROR tunnel closed",
+        "panic: runtime error",
+    ):
+        assert ERROR_LINE.search(line), line
+    for line in ('{"level":"info","msg":"connected"}', "errors=0 handled", "terrorist"):
+        assert not ERROR_LINE.search(line), line

@@ -77,9 +77,12 @@ def needs_cert_manager(topology: Topology, cluster: str) -> list[str]:
     why: list[str] = []
     for plane in planes_on(topology, cluster):
         if plane.tls.issuer is TLSIssuer.cert_manager:
-            why.append(f"{plane.name}: public TLS issued by cert-manager")
+            why.append(f"{plane.kind.value} {plane.name}: public TLS issued by cert-manager")
         elif topology.trust_issuer is TLSIssuer.cert_manager:
-            why.append(f"{plane.name}: gateway/agent certificates (trust.issuer cert-manager)")
+            why.append(
+                f"{plane.kind.value} {plane.name}: gateway/agent certificates "
+                "(trust.issuer cert-manager)"
+            )
     return why
 
 

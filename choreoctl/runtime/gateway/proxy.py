@@ -55,15 +55,6 @@ def _error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
 
 
-def _is_stream(method: str, path: str, query: dict[str, str]) -> bool:
-    if method != "GET":
-        return False
-    truthy = ("true", "1")
-    return query.get("watch", "").lower() in truthy or (
-        path.endswith("/log") and query.get("follow", "").lower() in truthy
-    )
-
-
 def check_path(k8s_path: str) -> tuple[int, str] | None:
     """The status and message that refuse ``k8s_path``, or None when it may be proxied."""
     decoded = unquote(k8s_path)
@@ -128,7 +119,6 @@ async def _proxy(gw: Gateway, request: web.Request) -> web.StreamResponse:
     for name, value in request.headers.items():
         if name.lower() not in _DROP_REQUEST:
             headers.setdefault(name, []).append(value)
-    query = dict(request.query)
     req = p.Request(
         request_id=uuid.uuid4().hex,
         gateway_request_id=request.headers.get("X-Request-ID", ""),
@@ -141,9 +131,12 @@ async def _proxy(gw: Gateway, request: web.Request) -> web.StreamResponse:
     gw.pending += 1
     gw.bytes.inc(len(body), direction="to_agent")
     try:
-        if _is_stream(request.method, k8s_path, query):
-            if not conn.extension:
-                return _error(501, "this agent does not support streaming (watch/follow)")
+        watch = p.is_watch(request.method, k8s_path, request.query_string)
+        if watch and not conn.extension:
+            return _error(501, "this agent does not support streaming (watch/follow)")
+        if conn.extension and request.method == "GET":
+            # choreoctl agents answer reads as streams: large bodies come in flow-controlled
+            # chunks instead of one huge frame, and are relayed as they arrive
             return await _stream(gw, conn, req, request)
         try:
             answer = await conn.roundtrip(req, gw.config.request_timeout)
@@ -195,8 +188,8 @@ async def _stream(
     except TunnelClosed:
         return _error(502, f"agent {conn.id} disconnected")
     status = stream.status.result()
-    if status.status_code >= 300 or status.body:
-        await conn.end_stream(stream, cancel=True)
+    if status.headers.pop(p.CHUNKED_HEADER, None) is None:
+        await conn.end_stream(stream, cancel=False)  # complete in one message
         return _response(gw, status)
     out = web.StreamResponse(status=status.status_code)
     _copy_headers(status, out)
