@@ -308,10 +308,18 @@ class KubeClient:
         resource_version: str | None = None,
         timeout_seconds: int | None = None,
         label_selector: str | None = None,
+        bookmarks: bool = False,
     ) -> AsyncIterator[tuple[str, Obj]]:
-        """Yield ``(event type, object)`` from a watch until the server ends it."""
+        """Yield ``(event type, object)`` from a watch until the server ends it.
+
+        BOOKMARK events (only a resourceVersion) come only with ``bookmarks=True``; an
+        ERROR event (e.g. 410 Gone: the resourceVersion is too old) raises
+        :class:`ApiError` so the caller lists again.
+        """
         path = await self.path(api_version, kind, namespace)
-        params: dict[str, Any] = {"watch": "true", "allowWatchBookmarks": "true"}
+        params: dict[str, Any] = {"watch": "true"}
+        if bookmarks:
+            params["allowWatchBookmarks"] = "true"
         if resource_version:
             params["resourceVersion"] = resource_version
         if timeout_seconds:
@@ -324,9 +332,18 @@ class KubeClient:
                 await resp.aread()
                 raise self._api_error("WATCH", path, resp)
             async for line in resp.aiter_lines():
-                if line.strip():
-                    event = json.loads(line)
-                    yield str(event.get("type", "")), event.get("object") or {}
+                if not line.strip():
+                    continue
+                event = json.loads(line)
+                etype, obj = str(event.get("type", "")), event.get("object") or {}
+                if etype == "ERROR":
+                    raise ApiError(
+                        f"{self.name}: watch {path}: {obj.get('message', 'error event')}",
+                        hint="the watch expired; list again and watch from the new version",
+                        status=int(obj.get("code") or 500),
+                        reason=str(obj.get("reason") or ""),
+                    )
+                yield etype, obj
         finally:
             await resp.aclose()
 

@@ -1,8 +1,9 @@
 """Where a cluster is and how to authenticate to it: kubeconfig contexts and in-cluster.
 
-The ``kubernetes`` package reads kubeconfig files (merging ``$KUBECONFIG`` lists, exec
-plugins, embedded certificates); this module turns its result into a small
-:class:`Endpoint` that :class:`choreoctl.kube.client.KubeClient` dials with httpx.
+Static credentials are read by :mod:`choreoctl.kube.kubeconfig`; contexts that need a
+credential plugin (exec, auth-provider) go through the ``kubernetes`` package's loader.
+Either way the result is a small :class:`Endpoint` that
+:class:`choreoctl.kube.client.KubeClient` dials with httpx.
 """
 
 from __future__ import annotations
@@ -29,43 +30,48 @@ class Endpoint:
     token_file: str | None = None  # re-read now and then: projected tokens rotate
 
 
-def _kubeconfig_files(kubeconfig: str | None) -> str:
-    if kubeconfig:
-        return kubeconfig
-    return os.environ.get("KUBECONFIG") or str(Path("~/.kube/config").expanduser())
-
-
 def list_contexts(kubeconfig: str | None = None) -> tuple[list[str], str | None]:
-    """Every context name in the kubeconfig, and the current one."""
-    from kubernetes.config import ConfigException, list_kube_config_contexts
+    """Every context name in the kubeconfig (merged as kubectl does), and the current one."""
+    from choreoctl.kube.kubeconfig import read_kubeconfig
 
-    files = _kubeconfig_files(kubeconfig)
-    try:
-        contexts, current = list_kube_config_contexts(config_file=files)  # type: ignore[no-untyped-call]
-    except (ConfigException, OSError) as e:
-        raise InputError(
-            f"cannot read kubeconfig {files}: {e}",
-            hint="pass --kubeconfig PATH or set KUBECONFIG to a readable kubeconfig file",
-        ) from e
-    return [c["name"] for c in contexts], (current or {}).get("name")
+    cfg = read_kubeconfig(kubeconfig)
+    return list(cfg.contexts), cfg.current
 
 
 def endpoint_from_kubeconfig(kubeconfig: str | None, context: str | None) -> Endpoint:
     """Resolve ``context`` (or the current one) of a kubeconfig into an :class:`Endpoint`."""
+    from choreoctl.kube.kubeconfig import read_kubeconfig, resolve
+
+    cfg = read_kubeconfig(kubeconfig)
+    creds = resolve(cfg, context)
+    if creds.needs_plugin:
+        return _endpoint_with_plugin(os.pathsep.join(cfg.files), creds.context)
+    return Endpoint(
+        server=creds.server,
+        token=creds.token,
+        ca_file=creds.ca_file,
+        client_cert=creds.client_cert,
+        verify=creds.verify,
+        name=creds.context,
+        token_file=creds.token_file,
+    )
+
+
+def _endpoint_with_plugin(files: str, context: str) -> Endpoint:
+    """Contexts whose user runs an exec or auth-provider plugin: the kubernetes loader."""
     from kubernetes.client import Configuration
     from kubernetes.config import ConfigException, load_kube_config
 
-    files = _kubeconfig_files(kubeconfig)
     cfg = Configuration()
     try:
         load_kube_config(  # type: ignore[no-untyped-call]
             config_file=files, context=context, client_configuration=cfg, persist_config=False
         )
     except (ConfigException, OSError, ValueError, KeyError) as e:
-        what = f"context {context!r}" if context else "the current context"
         raise InputError(
-            f"cannot load {what} from kubeconfig {files}: {e}",
-            hint="list contexts with `kubectl config get-contexts`; pass --context NAME",
+            f"cannot load context {context!r} from kubeconfig {files}: {e}",
+            hint="check the credential plugin of this context with `kubectl --context "
+            f"{context} version`",
         ) from e
     token = None
     auth = cfg.api_key.get("authorization") or cfg.api_key.get("BearerToken")
@@ -78,7 +84,7 @@ def endpoint_from_kubeconfig(kubeconfig: str | None, context: str | None) -> End
         ca_file=cfg.ssl_ca_cert or None,
         client_cert=client_cert,
         verify=bool(cfg.verify_ssl),
-        name=context or "",
+        name=context,
     )
 
 
