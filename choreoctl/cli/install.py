@@ -22,7 +22,7 @@ from choreoctl.cli.output import (
     emit,
 )
 from choreoctl.cli.status import SetOption, TopologyOption, ValuesOption, load
-from choreoctl.errors import ChoreoError, InputError, Problem
+from choreoctl.errors import InputError
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Mapping
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
     from choreoctl.install.engine import Event
     from choreoctl.install.manifests import Rendered
-    from choreoctl.install.steps import InstallOptions
+    from choreoctl.install.options import InstallOptions
     from choreoctl.kube.client import KubeClient
     from choreoctl.topology.model import Topology
 
@@ -198,51 +198,24 @@ def _options(
     skip: list[str] | None,
     topo: Topology,
 ) -> InstallOptions:
-    from choreoctl.install.steps import InstallOptions
+    from choreoctl.install.options import InstallOptions
 
-    known = (
-        {p.name for p in topo.planes}
-        | {p.kind.value for p in topo.planes}
-        | {p.kind.name for p in topo.planes}
-    )
-    bad = [x for x in (only or []) + (skip or []) if x not in known]
-    if bad:
-        raise InputError(
-            f"no plane called {', '.join(bad)} in topology {topo.name}",
-            hint="use a plane name or kind: " + ", ".join(sorted(known)),
-        )
-    if timeout <= 0:
-        raise InputError("--timeout must be more than 0 seconds")
-    return InstallOptions(
+    return InstallOptions.checked(
+        topo,
+        only=only or (),
+        skip=skip or (),
+        timeout=timeout,
         dry_run=dry_run,
         force_conflicts=force,
-        timeout=timeout,
         wait=not no_wait,
         wait_agents=not no_wait_agents,
-        only=tuple(only or ()),
-        skip=tuple(skip or ()),
     )
 
 
 def _preflight(topo: Topology, kubeconfig: str | None) -> Callable[[], Awaitable[None]]:
-    async def run() -> None:
-        from choreoctl.checks.preflight import run_preflight
+    from choreoctl.install.session import preflight_gate
 
-        report = await run_preflight(topo, kubeconfig)
-        if report.failed:
-            failed = [r for r in report.results if r.status.value == "fail"]
-            raise ChoreoError(
-                f"preflight failed: {len(failed)} check(s); nothing was installed",
-                hint="fix what the checks report (choreoctl preflight shows all of them), "
-                "or re-run with --skip-preflight if you know better",
-                reference="preflight",
-                problems=tuple(
-                    Problem(f"{r.description}: {r.reason}", where=r.cluster, hint=r.hint)
-                    for r in failed
-                ),
-            )
-
-    return run
+    return lambda: preflight_gate(topo, kubeconfig)
 
 
 def _run(

@@ -176,3 +176,40 @@ async def unserved_kinds(client: KubeClient, objs: Sequence[Obj]) -> list[tuple[
     provides: found before the first write, not halfway through an install."""
     needed = {(str(o["apiVersion"]), str(o["kind"])) for o in objs} - _crd_kinds(objs)
     return sorted(await _unserved(client, needed))
+
+
+async def current_objects(client: KubeClient, objs: Sequence[Obj]) -> dict[ObjectRef, Obj]:
+    """The live objects behind ``objs``: one LIST per kind and namespace (one GET per
+    cluster-scoped object), far cheaper than re-applying to find out nothing changed."""
+    refs = [ObjectRef.of(o) for o in objs]
+    groups = sorted({(r.api_version, r.kind, r.namespace) for r in refs if r.namespace})
+    wanted = set(refs)
+
+    async def listed(api_version: str, kind: str, namespace: str) -> list[Obj]:
+        try:
+            items = await client.list(api_version, kind, namespace)
+        except ApiError as e:
+            if e.status != 404:
+                raise
+            return []
+        return [{**o, "apiVersion": api_version, "kind": kind} for o in items]
+
+    async def got(ref: ObjectRef) -> list[Obj]:
+        try:
+            live = await client.get(ref.api_version, ref.kind, ref.name)
+        except ApiError as e:
+            if e.status != 404:
+                raise
+            return []
+        return [live] if live is not None else []
+
+    found = await asyncio.gather(
+        *(listed(*g) for g in groups), *(got(r) for r in refs if not r.namespace)
+    )
+    out: dict[ObjectRef, Obj] = {}
+    for items in found:
+        for live in items:
+            ref = ObjectRef.of(live)
+            if ref in wanted:
+                out[ref] = live
+    return out

@@ -68,6 +68,7 @@ class Entry:
     created: bool = False  # choreoctl created it; only such objects are ever deleted
     origin: str = "apply"  # "apply": from the charts (upgrade may prune); "hook": trust …
     planned: str = ""  # server time the entry was planned, while it has no uid yet
+    version: str = ""  # resourceVersion when its step last finished (unchanged = skip)
 
     @property
     def key(self) -> tuple[str, ObjectRef]:
@@ -83,6 +84,7 @@ class Entry:
             "created": self.created,
             "origin": self.origin,
             **({"planned": self.planned} if self.planned and not self.uid else {}),
+            **({"version": self.version} if self.version else {}),
         }
 
     @classmethod
@@ -95,6 +97,7 @@ class Entry:
             bool(data.get("created", False)),
             str(data.get("origin", "apply")),
             str(data.get("planned", "")),
+            str(data.get("version", "")),
         )
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from choreoctl import __version__
-from choreoctl.errors import ClusterError, Problem
+from choreoctl.errors import ChoreoError, ClusterError, Problem
 from choreoctl.install.apply import apply_set, unserved_kinds
 from choreoctl.install.engine import EventSink, State, run_graph
 from choreoctl.install.inventory import (
@@ -24,8 +24,10 @@ from choreoctl.install.inventory import (
 )
 from choreoctl.install.manifests import Rendered, topology_hash
 from choreoctl.install.objects import Obj
-from choreoctl.install.steps import Hooks, InstallOptions, Session, build_steps
+from choreoctl.install.options import InstallOptions
+from choreoctl.install.steps import Hooks, Session, build_steps
 from choreoctl.kube.client import KubeClient
+from choreoctl.topology.model import Topology
 
 PreflightHook = Callable[[], Awaitable[None]]
 
@@ -66,6 +68,25 @@ async def clocks(clients: Mapping[str, KubeClient]) -> dict[str, str]:
     names = sorted(clients)
     times = await asyncio.gather(*(server_time(clients[n]) for n in names))
     return dict(zip(names, times, strict=True))
+
+
+async def preflight_gate(topology: Topology, kubeconfig: str | None) -> None:
+    """Run preflight; a failed check stops the install before anything is written."""
+    from choreoctl.checks.preflight import run_preflight
+
+    report = await run_preflight(topology, kubeconfig)
+    if report.failed:
+        failed = [r for r in report.results if r.status.value == "fail"]
+        raise ChoreoError(
+            f"preflight failed: {len(failed)} check(s); nothing was installed",
+            hint="fix what the checks report (choreoctl preflight shows all of them), "
+            "or re-run with --skip-preflight if you know better",
+            reference="preflight",
+            problems=tuple(
+                Problem(f"{r.description}: {r.reason}", where=r.cluster, hint=r.hint)
+                for r in failed
+            ),
+        )
 
 
 async def check_kinds(rendered: Rendered, clients: Mapping[str, KubeClient]) -> None:

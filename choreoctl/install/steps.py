@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from choreoctl.install.apply import Applied, apply_set
+from choreoctl.install.apply import Applied, apply_set, current_objects
 from choreoctl.install.engine import Step
 from choreoctl.install.inventory import (
     Entry,
@@ -27,6 +27,7 @@ from choreoctl.install.inventory import (
 )
 from choreoctl.install.manifests import PlaneSet, Rendered
 from choreoctl.install.objects import Obj, ObjectRef
+from choreoctl.install.options import InstallOptions
 from choreoctl.install.waits import wait_objects
 from choreoctl.kube.client import KubeClient
 from choreoctl.topology.model import Plane, PlaneKind, TLSIssuer, Topology
@@ -37,20 +38,6 @@ WORKLOAD_KINDS = frozenset({"Deployment", "StatefulSet", "DaemonSet"})
 TrustHook = Callable[[Topology, Mapping[str, KubeClient], float], Awaitable[bytes]]
 RegisterHook = Callable[[Topology, Plane, Mapping[str, KubeClient], bool, float], Awaitable[Any]]
 EnvironmentsHook = Callable[[Topology, KubeClient], Awaitable[None]]
-
-
-@dataclass
-class InstallOptions:
-    """Everything a user can choose about one install run."""
-
-    dry_run: bool = False
-    force_conflicts: bool = False
-    timeout: float = 300.0  # per wait
-    wait: bool = True  # readiness waits (CRD Established before CRs happens regardless)
-    wait_agents: bool = True  # plane registration waits for the agent to connect
-    only: tuple[str, ...] = ()  # plane names or kinds (data-plane …)
-    skip: tuple[str, ...] = ()
-    concurrency: int = 16
 
 
 @dataclass
@@ -171,6 +158,15 @@ class Session:
             entries.append(Entry(cluster, a.ref, a.uid, made, origin))
         rec.merge(entries)
 
+    def versions(self, step_id: str, cluster: str, live: Mapping[ObjectRef, Obj]) -> None:
+        """Remember each object's resourceVersion as the step leaves it."""
+        if self.record is None:
+            return
+        for entry in self.record.step(step_id).objects:
+            obj = live.get(entry.ref)
+            if entry.cluster == cluster and obj is not None:
+                entry.version = str(obj["metadata"].get("resourceVersion", ""))
+
     async def finish(self, step_id: str, state: str, message: str, digest: str = "") -> None:
         """Mark a step done or failed."""
         if self.record is None:
@@ -213,36 +209,65 @@ async def _apply_step(
     await s.begin(step_id, [(ps.cluster, ObjectRef.of(o)) for o in ps.objects])
     try:
         t0 = time.monotonic()
+        same = await _unchanged(s, step_id, ps)
         applied = await apply_set(
             client,
-            ps.objects,
+            [o for o in ps.objects if ObjectRef.of(o) not in same],
             force=s.options.force_conflicts,
             dry_run=s.options.dry_run,
             concurrency=s.options.concurrency,
             crd_timeout=s.options.timeout,
         )
+        applied += [Applied.of(ref, live) for ref, live in same.items()]
         s.timings["apply"] += time.monotonic() - t0
         s.applied.extend(applied)
         s.learn(step_id, ps.cluster, applied)
         await s.save()
         skipped = sum(1 for a in applied if a.skipped)
         waited = 0
+        known = {a.ref: a.live for a in applied if a.live is not None}
         if s.options.wait and not s.options.dry_run:
             todo = [o for o in ps.objects if wait_kinds(o)]
             report(f"waiting for {len(todo)} object(s)")
             t1 = time.monotonic()
-            known = {a.ref: a.live for a in applied if a.live is not None}
-            await wait_objects(client, todo, timeout=s.options.timeout, known=known)
+            known.update(await wait_objects(client, todo, timeout=s.options.timeout, known=known))
             s.timings["wait"] += time.monotonic() - t1
             waited = len(todo)
+        s.versions(step_id, ps.cluster, known)
     except BaseException as e:
         await s.finish(step_id, "failed", str(e) or type(e).__name__)
         raise
     await s.finish(step_id, "done", "", ps.digest())
-    text = f"{len(applied) - skipped} applied"
+    text = f"{len(applied) - skipped - len(same)} applied"
+    if same:
+        text += f", {len(same)} unchanged since the last install"
     if skipped:
         text += f", {skipped} not checkable until the install creates their namespace or CRD"
     return text + (f", {waited} waited for" if waited else "")
+
+
+async def _unchanged(s: Session, step_id: str, ps: PlaneSet) -> dict[ObjectRef, Obj]:
+    """Objects of a finished step that nobody touched since: same manifests (digest) and
+    the live resourceVersion it recorded. Re-applying them would be a no-op, so a re-run
+    skips them; anything edited, replaced or missing is applied again."""
+    rec = s.record.steps.get(step_id) if s.record is not None else None
+    if (
+        rec is None
+        or rec.state != "done"
+        or rec.digest != ps.digest()
+        or s.options.force_conflicts
+        or s.options.dry_run
+    ):
+        return {}
+    recorded = {e.ref: e.version for e in rec.objects if e.cluster == ps.cluster and e.version}
+    if not recorded:
+        return {}
+    live = await current_objects(s.clients[ps.cluster], ps.objects)
+    return {
+        ref: obj
+        for ref, obj in live.items()
+        if recorded.get(ref) == obj["metadata"].get("resourceVersion")
+    }
 
 
 def _agent_refs(plane: Plane, issuer: TLSIssuer) -> list[ObjectRef]:
@@ -342,8 +367,10 @@ def build_steps(s: Session) -> list[Step]:
             todo = [o for o in control_ps.objects if o.get("kind") in WORKLOAD_KINDS]
             report(f"waiting for {len(todo)} workload(s)")
             t1 = time.monotonic()
-            await wait_objects(s.clients[control.cluster], todo, timeout=opts.timeout)
+            last = await wait_objects(s.clients[control.cluster], todo, timeout=opts.timeout)
             s.timings["wait"] += time.monotonic() - t1
+            s.versions("control", control.cluster, last)  # as the workloads settled
+            await s.save()
             return f"{len(todo)} workload(s) ready"
 
         steps.append(

@@ -213,7 +213,7 @@ class Remover:
                 self.result.keep(label, "replaced by another object meanwhile")
                 return False
         self.result.deleted.append(label)
-        self.report(f"deleted {label}")
+        self.report(f"{'would delete' if self.dry_run else 'deleted'} {label}")
         return True
 
 

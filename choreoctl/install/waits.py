@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from choreoctl.errors import Problem, WaitTimeout
@@ -25,6 +25,7 @@ class Readiness:
 
     ready: bool
     seen: str
+    live: Obj | None = field(default=None, compare=False, repr=False)  # what was looked at
 
 
 def _condition(obj: Mapping[str, Any], kind: str) -> Mapping[str, Any] | None:
@@ -191,10 +192,12 @@ async def check(
     if live is None:
         return Readiness(False, "the object does not exist")
     if ref.kind == "PersistentVolumeClaim":
-        return await _pvc_ready(client, live, classes)
-    if ref.kind == "Certificate":
-        return await _certificate_ready(client, live)
-    return _SYNC_CHECKS[ref.kind](live)
+        seen = await _pvc_ready(client, live, classes)
+    elif ref.kind == "Certificate":
+        seen = await _certificate_ready(client, live)
+    else:
+        seen = _SYNC_CHECKS[ref.kind](live)
+    return Readiness(seen.ready, seen.seen, live)
 
 
 async def poll_until(
@@ -221,12 +224,13 @@ async def wait_objects(
     timeout: float,
     on_ready: Callable[[ObjectRef, Readiness], None] | None = None,
     known: Mapping[ObjectRef, Obj] | None = None,
-) -> None:
+) -> dict[ObjectRef, Obj]:
     """Wait until every waitable object of ``objs`` is ready; WaitTimeout names the rest.
 
     All objects are watched at once, against one deadline. ``known`` holds objects as
     the server just returned them (the apply response): the first look uses those, so
-    a re-run of an installed topology costs no extra request per object.
+    a re-run of an installed topology costs no extra request per object. Returns the
+    objects as last seen (ready).
     """
     deadline = time.monotonic() + timeout
     classes: dict[str, Obj | None] = {}
@@ -248,6 +252,7 @@ async def wait_objects(
 
     results = await asyncio.gather(*(one(o) for o in todo))
     late = [(ref, seen) for ref, seen in results if not seen.ready]
+    last = {ref: seen.live for ref, seen in results if seen.live is not None}
     if late:
         raise WaitTimeout(
             f"{client.name}: {len(late)} object(s) not ready after {timeout:g}s",
@@ -264,3 +269,4 @@ async def wait_objects(
                 for ref, seen in late
             ),
         )
+    return last

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import aiohttp
 from aiohttp import web
 
-from choreoctl.errors import ChoreoError
+from choreoctl.errors import ChoreoError, RuntimeFailure
 from choreoctl.runtime import protocol as p
 from choreoctl.runtime.agent_dial import client_context, dial, files_present
 from choreoctl.runtime.agent_exec import Credit, Executor
@@ -279,7 +279,14 @@ class Agent:
         app.router.add_get("/metrics", metrics)
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
-        await web.TCPSite(runner, self.config.host, self.config.health_port).start()
+        try:
+            await web.TCPSite(runner, self.config.host, self.config.health_port).start()
+        except OSError as e:
+            await runner.cleanup()
+            raise RuntimeFailure(
+                f"cannot listen on {self.config.host}:{self.config.health_port}: {e.strerror or e}",
+                hint="another process holds the port; choose another with --health-port",
+            ) from e
         return runner
 
 

@@ -176,6 +176,8 @@ async def dial(
         ) from e
     except (aiohttp.ClientError, OSError) as e:
         via = f" via proxy {proxy}" if proxy else ""
+        if isinstance(e, aiohttp.ClientConnectorError):
+            e = e.os_error  # its own text repeats the SSL context's repr
         raise RuntimeFailure(
             f"cannot reach the gateway at {url}{via}: {e}",
             hint="check --server-url, DNS, the network path and HTTPS_PROXY/NO_PROXY",

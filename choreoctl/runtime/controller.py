@@ -293,7 +293,14 @@ class Controller:
         app.router.add_get("/ready", ready)
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
-        await web.TCPSite(runner, self.config.host, self.config.health_port).start()
+        try:
+            await web.TCPSite(runner, self.config.host, self.config.health_port).start()
+        except OSError as e:
+            await runner.cleanup()
+            raise RuntimeFailure(
+                f"cannot listen on {self.config.host}:{self.config.health_port}: {e.strerror or e}",
+                hint="another process holds the port; choose another with --health-port",
+            ) from e
         return runner
 
 

@@ -13,8 +13,10 @@ The order is what makes it safe:
 3. each plane CR must report its agent connected again after the restart;
 4. only then is the old CA dropped from every ConfigMap.
 
-Used for the choreoctl issuer; with cert-manager the Certificates own these Secrets and
-rotation is cert-manager's (the error says how).
+With the choreoctl issuer the new CA and certificates are made here. With cert-manager
+the Certificates own the Secrets: deleting the CA Secret makes cert-manager issue a new
+CA (a new key), and deleting the two leaf Secrets after step 1 makes it re-issue them
+from that CA.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from choreoctl import pki
@@ -30,7 +32,7 @@ from choreoctl.errors import TrustError, WaitTimeout
 from choreoctl.kube.client import KubeClient
 from choreoctl.planes.crs import API_VERSION, kind_of, org_namespace
 from choreoctl.topology.model import TLSIssuer, Topology
-from choreoctl.trust.distribute import client_for, distribute_ca, extract_ca
+from choreoctl.trust.distribute import client_for, distribute_ca, extract_ca, public_ca_pem
 from choreoctl.trust.names import (
     CONTROLLER_TLS_SECRET,
     GATEWAY_CA_SECRET,
@@ -39,7 +41,7 @@ from choreoctl.trust.names import (
     agent_planes,
     gateway_sans,
 )
-from choreoctl.trust.objects import write_secret
+from choreoctl.trust.objects import read_secret, write_secret
 
 RESTART_ANNOTATION = "choreoctl.dev/restartedAt"
 RESTARTED = ("cluster-gateway", "controller-manager")
@@ -98,33 +100,66 @@ async def wait_reconnected(
     return seen
 
 
-async def rotate_gateway_ca(
-    topology: Topology,
-    clients: Mapping[str, KubeClient],
-    *,
-    timeout: float = 300.0,
-    propagation: float = 90.0,
-) -> dict[str, Any]:
-    """Replace the gateway CA as described in the module docstring; a summary comes back."""
-    if topology.trust_issuer is not TLSIssuer.choreoctl:
-        raise TrustError(
-            "trust rotate issues certificates itself, but this topology's issuer is "
-            f"{topology.trust_issuer.value}",
-            hint="with cert-manager, renew Certificate cluster-gateway-ca (e.g. delete its "
-            "Secret), then `choreoctl trust distribute`; or set trust.issuer: choreoctl",
-        )
-    control = client_for(clients, topology.control.cluster)
-    ns = topology.control.namespace
-    steps: list[str] = []
-    old_pem = await extract_ca(topology, control)
-    old_fp = pki.fingerprint(pki.load_certs(old_pem)[0])
-    new_ca = pki.make_ca("openchoreo-cluster-gateway-ca")
-    new_fp = pki.fingerprint(new_ca.cert)
-    bundle = old_pem + new_ca.cert_pem
-    await distribute_ca(topology, clients, bundle)
-    steps.append("distributed old + new CA to every plane")
-    await asyncio.sleep(propagation)
+async def _poll(what: str, check: Callable[[], Awaitable[bool]], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not await check():
+        if time.monotonic() >= deadline:
+            raise WaitTimeout(
+                f"timed out after {timeout:.0f}s waiting for {what}",
+                hint="check that cert-manager runs (`kubectl get certificate -A`); nothing "
+                "was removed yet, the old CA is still trusted everywhere",
+            )
+        await asyncio.sleep(1.0)
 
+
+async def _cert_manager_new_ca(
+    control: KubeClient, ns: str, old_fp: str, *, timeout: float
+) -> bytes:
+    """Have cert-manager issue a new CA: its Secret deleted, the Certificate re-issues it
+    (with a new key, since the old one went with the Secret)."""
+    await control.delete("v1", "Secret", GATEWAY_CA_SECRET, ns)
+    found: list[bytes] = []
+
+    async def issued() -> bool:
+        data = await read_secret(control, ns, GATEWAY_CA_SECRET)
+        if not data or not (data.get("ca.crt") or data.get("tls.crt")):
+            return False
+        pem = public_ca_pem(data, f"Secret {ns}/{GATEWAY_CA_SECRET}")
+        if pki.fingerprint(pki.load_certs(pem)[0]) == old_fp:
+            return False
+        found.append(pem)
+        return True
+
+    await _poll(f"cert-manager to re-issue Secret {ns}/{GATEWAY_CA_SECRET}", issued, timeout)
+    return found[-1]
+
+
+async def _cert_manager_reissue_leaves(
+    control: KubeClient, ns: str, ca_pem: bytes, *, timeout: float
+) -> None:
+    """Have cert-manager re-issue the serving and controller certificates from the new CA."""
+    ca = pki.load_certs(ca_pem)[0]
+    for name in (GATEWAY_TLS_SECRET, CONTROLLER_TLS_SECRET):
+        await control.delete("v1", "Secret", name, ns)
+
+    async def reissued() -> bool:
+        for name in (GATEWAY_TLS_SECRET, CONTROLLER_TLS_SECRET):
+            data = await read_secret(control, ns, name)
+            if not data or not data.get("tls.crt"):
+                return False
+            if not pki.issued_by(pki.load_certs(data["tls.crt"])[0], ca):
+                return False
+        return True
+
+    await _poll(
+        "cert-manager to re-issue the gateway and controller certificates", reissued, timeout
+    )
+
+
+async def _choreoctl_issue_leaves(
+    topology: Topology, control: KubeClient, new_ca: pki.CertKey
+) -> None:
+    ns = topology.control.namespace
     dns, ips = gateway_sans(topology)
     serving = pki.issue_cert(new_ca, GATEWAY_SERVICE, dns_names=dns, ip_addresses=ips, server=True)
     controller = pki.issue_cert(new_ca, "controller-manager", client=True)
@@ -133,6 +168,46 @@ async def rotate_gateway_ca(
     for name, pair in ((GATEWAY_TLS_SECRET, serving), (CONTROLLER_TLS_SECRET, controller)):
         data = {"tls.crt": pair.cert_pem, "tls.key": pair.key_pem, "ca.crt": new_ca.cert_pem}
         await write_secret(control, ns, name, data)
+
+
+async def rotate_gateway_ca(
+    topology: Topology,
+    clients: Mapping[str, KubeClient],
+    *,
+    timeout: float = 300.0,
+    propagation: float = 90.0,
+) -> dict[str, Any]:
+    """Replace the gateway CA as described in the module docstring; a summary comes back.
+
+    With the choreoctl issuer the new CA is made here; with cert-manager its Secrets are
+    deleted in the right order so cert-manager issues the new CA and then the leaves.
+    """
+    if topology.trust_issuer not in (TLSIssuer.choreoctl, TLSIssuer.cert_manager):
+        raise TrustError(
+            f"trust rotate cannot rotate a CA of issuer {topology.trust_issuer.value}",
+            hint="set trust.issuer to cert-manager or choreoctl",
+        )
+    control = client_for(clients, topology.control.cluster)
+    ns = topology.control.namespace
+    steps: list[str] = []
+    old_pem = await extract_ca(topology, control)
+    old_fp = pki.fingerprint(pki.load_certs(old_pem)[0])
+    new_ca: pki.CertKey | None = None
+    if topology.trust_issuer is TLSIssuer.choreoctl:
+        new_ca = pki.make_ca("openchoreo-cluster-gateway-ca")
+        new_pem = new_ca.cert_pem
+    else:
+        new_pem = await _cert_manager_new_ca(control, ns, old_fp, timeout=timeout)
+        steps.append("cert-manager issued a new gateway CA")
+    new_fp = pki.fingerprint(pki.load_certs(new_pem)[0])
+    await distribute_ca(topology, clients, old_pem + new_pem)
+    steps.append("distributed old + new CA to every plane")
+    await asyncio.sleep(propagation)
+
+    if new_ca is not None:
+        await _choreoctl_issue_leaves(topology, control, new_ca)
+    else:
+        await _cert_manager_reissue_leaves(control, ns, new_pem, timeout=timeout)
     steps.append("re-issued the gateway serving and controller certificates from the new CA")
 
     since = dt.datetime.now(dt.UTC).replace(microsecond=0)
@@ -143,6 +218,6 @@ async def rotate_gateway_ca(
     reconnected = await wait_reconnected(topology, control, since, timeout=timeout)
     steps.append(f"{len(reconnected)} agent plane(s) reconnected on the new chain")
 
-    await distribute_ca(topology, clients, new_ca.cert_pem)
+    await distribute_ca(topology, clients, new_pem)
     steps.append("removed the old CA from every plane")
     return {"old": old_fp, "new": new_fp, "steps": steps, "reconnected": reconnected}

@@ -18,8 +18,8 @@ from choreoctl.install.diff import run_diff
 from choreoctl.install.engine import Event
 from choreoctl.install.inventory import InstallRecord, RecordStore
 from choreoctl.install.manifests import Rendered, render_for_install
+from choreoctl.install.options import InstallOptions
 from choreoctl.install.session import InstallResult, run_install
-from choreoctl.install.steps import InstallOptions
 from choreoctl.install.uninstall import run_uninstall
 from choreoctl.kube.client import KubeClient
 from choreoctl.planes.clients import cluster_clients

@@ -193,7 +193,7 @@ def test_upgrade_prunes_a_dropped_plane_and_keeps_its_data(env: ClusterSet, tmp_
 
     from choreoctl.install.diff import run_diff
     from choreoctl.install.manifests import render_for_install
-    from choreoctl.install.steps import InstallOptions
+    from choreoctl.install.options import InstallOptions
     from choreoctl.install.upgrade import run_upgrade
     from choreoctl.planes.clients import cluster_clients
     from choreoctl.topology.builtin import builtin_path
@@ -244,4 +244,15 @@ def test_missing_kinds_are_found_before_any_write(env: ClusterSet) -> None:
     assert out.returncode == 3, out.stderr
     assert "kind Certificate (cert-manager.io/v1) is not served" in out.stderr
     assert "install cert-manager" in out.stderr
+    assert c.kubectl("get", "ns", "-o", "name").stdout == before
+
+
+def test_failed_preflight_aborts_before_any_write(env: ClusterSet) -> None:
+    c = env[BARE.name]
+    before = c.kubectl("get", "ns", "-o", "name").stdout
+    out = _cli("install", "-t", "single-cluster", "--kubeconfig", str(c.kubeconfig),
+               "--context", c.context)  # fmt: skip
+    assert out.returncode == 1, out.stderr
+    assert "error[preflight]: preflight failed" in out.stderr
+    assert "nothing was installed" in out.stderr
     assert c.kubectl("get", "ns", "-o", "name").stdout == before

@@ -1,9 +1,9 @@
 """Rotation of the gateway CA with the real gateway, controller and agent running.
 
-The topology is installed by `choreoctl install` (trust.issuer: choreoctl) in fresh
-namespaces of ``alpha``; the test kubelet runs its pods. Rotation must leave the agent
-connected on the new chain after exactly one reconnect, with no restart of the agent and
-the old CA gone from every plane.
+The topology is installed by `choreoctl install` in fresh namespaces of ``alpha`` (which
+runs cert-manager), once per trust issuer; the test kubelet runs its pods. Rotation must
+leave the agent connected on the new chain after exactly one reconnect, with no restart
+of the agent and the old CA gone from every plane.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ CHOREOCTL = str(REPO / ".venv" / "bin" / "choreoctl")
 CONNECTED = '"msg": "connected to the gateway"'
 
 
-def _topology(path: Path, uid: str, context: str) -> Path:
+def _topology(path: Path, uid: str, context: str, issuer: str) -> Path:
     doc = {
         "apiVersion": "choreoctl.dev/v1alpha1",
         "kind": "Topology",
@@ -35,7 +35,7 @@ def _topology(path: Path, uid: str, context: str) -> Path:
             "type": "single-cluster",
             "clusters": [{"name": "local", "context": context}],
             "organization": {"name": f"org-{uid}"},
-            "trust": {"issuer": "choreoctl"},
+            "trust": {"issuer": issuer},
             "planes": {
                 "control": {
                     "name": "control-plane",
@@ -69,14 +69,17 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.parametrize("issuer", ["choreoctl", "cert-manager"])
 def test_rotate_keeps_agent_connected_through_one_reconnect(
-    clusters: Any, kubelet: Any, tmp_path: Path
+    issuer: str, clusters: Any, kubelet: Any, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     alpha = clusters["alpha"]
     uid = uuid.uuid4().hex[:6]
-    topo = str(_topology(tmp_path / "rot.yaml", uid, alpha.context))
+    topo = str(_topology(tmp_path / "rot.yaml", uid, alpha.context, issuer))
     common = ("-t", topo, "--kubeconfig", str(alpha.kubeconfig))
     kl = kubelet([alpha])
+    # the session's alpha is shared: leave no gateway/agent Deployments for later kubelets
+    request.addfinalizer(lambda: _run("uninstall", *common, "--delete-data", "--yes"))
     install(kl, *common, "--skip-preflight", "--timeout", "120")
     before = json.loads(_run("trust", "status", *common, "-o", "json").stdout)
     assert before["ok"], before

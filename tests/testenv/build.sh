@@ -34,8 +34,11 @@ flock 9
 export GOTOOLCHAIN=local CGO_ENABLED=0
 
 # current NAME EXPECTED: true when $BIN/NAME --version contains EXPECTED.
+# (Output captured first: `| grep -q` would close the pipe early, and with pipefail the
+# binary's SIGPIPE would fail the check at random.)
 current() {
-  [ -x "$BIN/$1" ] && "$BIN/$1" --version 2>/dev/null | grep -qF -- "$2"
+  local out
+  [ -x "$BIN/$1" ] && out=$("$BIN/$1" --version 2>/dev/null) && [[ "$out" == *"$2"* ]]
 }
 
 # build NAME EXPECTED MODULE_DIR PACKAGE [LDFLAGS]: go build unless already current.

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from choreoctl.install.manifests import from_objects, render_for_install
-from choreoctl.install.steps import Hooks, InstallOptions, Session, build_steps
+from choreoctl.install.options import InstallOptions
+from choreoctl.install.steps import Hooks, Session, build_steps
 from choreoctl.install.waits import (
     crd_ready,
     deployment_ready,

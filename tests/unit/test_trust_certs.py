@@ -109,11 +109,11 @@ def test_public_ca_pem_refuses_non_pem() -> None:
         public_ca_pem({"ca.crt": b"garbage"}, "Secret x/y")
 
 
-async def test_rotate_refuses_cert_manager_issuer_before_touching_anything() -> None:
+async def test_rotate_refuses_byo_issuer_before_touching_anything() -> None:
     import dataclasses
 
     from choreoctl.trust.rotate import rotate_gateway_ca
 
-    cm = dataclasses.replace(topo(), trust_issuer=TLSIssuer.cert_manager)
-    with pytest.raises(TrustError, match="issuer is cert-manager"):
-        await rotate_gateway_ca(cm, {}, timeout=1)
+    byo = dataclasses.replace(topo(), trust_issuer=TLSIssuer.byo)
+    with pytest.raises(TrustError, match="issuer byo"):
+        await rotate_gateway_ca(byo, {}, timeout=1)

@@ -19,6 +19,7 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
+from choreoctl.errors import ChoreoError
 from choreoctl.runtime import protocol as p
 from choreoctl.runtime.config import PLANE_TYPES
 from choreoctl.runtime.gateway.keys import GATEWAY
@@ -235,7 +236,10 @@ async def handle_notify(request: web.Request) -> web.Response:
         plane_id = str(data["planeID"])
     except (ValueError, KeyError, TypeError):
         return _error(400, "body must be {planeType, planeID, event, namespace, name}")
-    await gw.registry.source.refresh(plane_type)
+    try:
+        await gw.registry.source.refresh(plane_type)
+    except ChoreoError as e:
+        return _error(502, f"cannot re-read {plane_type} CRs: {e.message}")
     await gw.registry.revalidate(plane_type, plane_id)
     return web.json_response({"status": "ok", **gw.registry.plane_status(plane_type, plane_id)})
 
