@@ -83,12 +83,23 @@ async def _safe(coro: Any, default: Any) -> tuple[Any, str]:
         return default, e.message
 
 
-async def collect_status(topology: Topology, clients: Mapping[str, KubeClient]) -> dict[str, Any]:
-    """Everything ``status`` shows, as plain data; ``healthy`` sums it up."""
+async def collect_status(
+    topology: Topology,
+    clients: Mapping[str, KubeClient],
+    contexts: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """Everything ``status`` shows, as plain data; ``healthy`` sums it up.
+
+    ``contexts`` names the kubeconfig context really used per cluster (``--context``
+    overrides the topology's), for the report.
+    """
     control = clients[topology.control.cluster]
     ns = org_namespace(topology)
     clusters_t = asyncio.gather(
-        *(_cluster(c.name, c.context, clients[c.name]) for c in topology.clusters)
+        *(
+            _cluster(c.name, (contexts or {}).get(c.name, c.context), clients[c.name])
+            for c in topology.clusters
+        )
     )
     planes_t = asyncio.gather(*(_plane(p, clients[p.cluster]) for p in topology.planes))
     crs_t = _safe(list_planes(control, ns), [])

@@ -149,7 +149,8 @@ def register(app: typer.Typer) -> None:
         if watch:
             _watch(topo, kubeconfig, context, interval, output)
             return
-        data = with_clients(topo, kubeconfig, context, lambda cl: collect_status(topo, cl))
+        used = {c.name: context or c.context for c in topo.clusters}
+        data = with_clients(topo, kubeconfig, context, lambda cl: collect_status(topo, cl, used))
         emit(data, output, lambda c: draw_status(data, c))
         if not data["healthy"]:
             raise typer.Exit(1)
@@ -179,18 +180,19 @@ def _watch(
     from choreoctl.status import collect_status
 
     out = console()
+    used = {c.name: context or c.context for c in topo.clusters}
 
     async def main() -> None:
         async with cluster_clients(topo, kubeconfig, context=context) as clients:
             if output is not OutputFormat.table:
                 while True:
-                    data = await collect_status(topo, clients)
+                    data = await collect_status(topo, clients, used)
                     sys.stdout.write(json.dumps(data, default=str) + "\n")
                     sys.stdout.flush()
                     await asyncio.sleep(interval)
             with Live(console=out, auto_refresh=False) as live:
                 while True:
-                    data = await collect_status(topo, clients)
+                    data = await collect_status(topo, clients, used)
                     live.update(Group(*status_view(data)), refresh=True)
                     await asyncio.sleep(interval)
 

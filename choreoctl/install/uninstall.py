@@ -177,9 +177,13 @@ class Remover:
         self.result = result
         self.dry_run = dry_run
         self.report = report
+        self.done: set[tuple[str, ObjectRef]] = set()  # several steps record one object
 
     async def remove(self, entry: Entry) -> bool:
         """Delete one recorded object if it is still the one choreoctl created."""
+        if entry.key in self.done:
+            return True
+        self.done.add(entry.key)
         label = _label(entry.cluster, entry.ref)
         if not entry.created:
             self.result.keep(label, "existed before choreoctl applied it")
@@ -243,9 +247,14 @@ async def run_uninstall(
         record.state = "uninstalling"
         await store.save(record)
     deferred: list[Entry] = []
+    # One object may be recorded by several steps (the organization): whichever step
+    # created it decides.
+    created = {e.key for es in record.inventory().values() for e in es if e.created}
     for step_id in step_order(record):
         rec = record.steps[step_id]
         entries = [await _resolve(clients, e, rec.since) for e in rec.objects]
+        for e in entries:
+            e.created = e.created or e.key in created
         # Volumes our StatefulSets claimed are our data too: remembered in the record
         # before the StatefulSet goes, so `--delete-data` can find them later.
         for cluster in sorted({e.cluster for e in entries}):
