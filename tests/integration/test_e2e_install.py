@@ -32,7 +32,7 @@ MULTI_REGION = ("control", "data-us", "data-eu", "data-apac", "build", "observab
 # A chart ↔ runtime mismatch seen while writing this test: the charts grant the gateway
 # and controller a Role in the organization namespace, the runtime lists plane CRs at
 # cluster scope. Reported; while the gateway log shows it the test is an expected failure.
-KNOWN_RBAC_BUG = "at the cluster scope"
+GATEWAY_RBAC_REFUSAL = "at the cluster scope"
 
 
 def _run(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
@@ -41,21 +41,22 @@ def _run(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
     )
 
 
-def _rbac_bug_now(kl: Any) -> bool:
-    """Whether the gateway's latest log lines still show the known RBAC refusal."""
+def _gateway_refused_now(kl: Any) -> bool:
+    """Whether the gateway's latest log lines all show an RBAC refusal."""
     for s in kl.state():
         if s["deployment"] == "cluster-gateway":
             tail = kl.log(s["cluster"], s["namespace"], s["deployment"]).splitlines()[-3:]
-            if tail and all(KNOWN_RBAC_BUG in line and "403" in line for line in tail):
+            if tail and all(GATEWAY_RBAC_REFUSAL in line and "403" in line for line in tail):
                 return True
     return False
 
 
 def install(kl: Any, *args: str, timeout: float = 600) -> None:
-    """`choreoctl install …` while the kubelet runs; xfail fast on the known RBAC bug.
+    """`choreoctl install …` while the kubelet runs; fail fast if the gateway is refused.
 
-    The bug shows within seconds in the gateway log; waiting out the install's agent
-    timeout would only cost CI minutes, so 45 s of it without relief ends the attempt.
+    A gateway that cannot list plane CRs (403 in its log) shows within seconds; waiting
+    out the install's agent timeout would only cost CI minutes, so 45 s of it ends the
+    attempt with the reason.
     """
     proc = subprocess.Popen(
         [CHOREOCTL, "install", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
@@ -63,14 +64,14 @@ def install(kl: Any, *args: str, timeout: float = 600) -> None:
     deadline = time.monotonic() + timeout
     seen_since: float | None = None
     while proc.poll() is None and time.monotonic() < deadline:
-        if _rbac_bug_now(kl):
+        if _gateway_refused_now(kl):
             seen_since = seen_since or time.monotonic()
             if time.monotonic() - seen_since > 45:
                 proc.terminate()
                 proc.communicate(timeout=30)
-                pytest.xfail(
-                    "gateway/controller cannot list plane CRs at cluster scope with the "
-                    "chart's namespaced Role (chart ↔ runtime RBAC mismatch)"
+                pytest.fail(
+                    "the gateway cannot list plane CRs (403): the chart's RBAC does not "
+                    f"grant what the runtime reads\n{kl.logs()}"
                 )
         else:
             seen_since = None
