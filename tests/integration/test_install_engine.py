@@ -118,6 +118,15 @@ async def test_install_records_everything_and_a_rerun_changes_nothing(env: Clust
     c = env["inst-a"]
     planes = c.kubectl("get", "dataplanes,buildplanes,observabilityplanes", "-A", "-o", "name")
     assert len(planes.stdout.split()) == 3
+    # an object deleted by hand is put back by the next run, and is still choreoctl's
+    c.kubectl("-n", "openchoreo-data-plane", "delete", "serviceaccount", "kgateway")
+    await _install(env)
+    after = await _live_versions(env)
+    key = "ServiceAccount openchoreo-data-plane/kgateway"
+    assert after[key] != before[key]
+    assert {k: v for k, v in after.items() if k != key} == {
+        k: v for k, v in before.items() if k != key
+    }
 
 
 async def test_diff_reports_a_manual_edit_as_conflict_and_shows_it_with_force(
