@@ -47,6 +47,10 @@ async def run_agents(d: Path, port: int, n: int) -> None:
         server_ca=str(d / "gw/ca.crt"),
         health_port=0,
         handshake_timeout=30,
+        # a connection that lasted this long counts as healthy, so a crash after it gets
+        # the short "gateway restarting" backoff, as after 60 s in production (without
+        # it the storm measured the 30 s backoff cap, not the gateway)
+        healthy_after=HEALTHY_AFTER,
     )
     tasks = [asyncio.create_task(Agent(cfg, Executor(kube)).run(stop)) for _ in range(n)]
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)

@@ -268,18 +268,6 @@ def _client_usage_ok(cert: x509.Certificate) -> bool:
     )
 
 
-def _signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
-    from cryptography.exceptions import InvalidSignature
-
-    if cert.issuer != issuer.subject:
-        return False
-    try:
-        cert.verify_directly_issued_by(issuer)
-    except (ValueError, TypeError, InvalidSignature):
-        return False
-    return True
-
-
 def verify_client_cert(
     leaf: x509.Certificate,
     bundle: Sequence[x509.Certificate],
@@ -305,7 +293,7 @@ def verify_client_cert(
         )
     if not _client_usage_ok(leaf):
         raise TrustError("certificate is not for client authentication (extendedKeyUsage)")
-    issuers = [c for c in bundle if _is_ca(c) and _signed_by(leaf, c)]
+    issuers = [c for c in bundle if _is_ca(c) and issued_by(leaf, c)]
     if any(c.not_valid_before_utc <= when <= c.not_valid_after_utc for c in issuers):
         return
     if issuers:
@@ -330,10 +318,18 @@ def bundle_pem(certs: Iterable[x509.Certificate]) -> bytes:
 def issued_by(cert: x509.Certificate, ca: x509.Certificate) -> bool:
     """Whether ``ca`` signed ``cert`` (names match and the signature verifies).
 
-    Used by the trust step to decide whether an existing leaf still belongs to the
-    current CA or must be re-issued.
+    Used to verify client certificates, by the trust step to decide whether an existing
+    leaf still belongs to the current CA, and to walk bring-your-own chains.
     """
-    return _signed_by(cert, ca)
+    from cryptography.exceptions import InvalidSignature
+
+    if cert.issuer != ca.subject:
+        return False
+    try:
+        cert.verify_directly_issued_by(ca)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
 
 
 __all__ = [

@@ -83,6 +83,16 @@ def failed(reason: str, details: Sequence[str] = ()) -> Outcome:
     return Outcome(Status.fail, reason, tuple(details))
 
 
+def judged(problems: Sequence[str], warnings: Sequence[str] = (), ok: str = "") -> Outcome:
+    """The verdict of a check that collects findings: fail on the first problem (the
+    others and the warnings as details), else warn on the first warning, else pass."""
+    if problems:
+        return failed(problems[0], [*problems[1:], *warnings])
+    if warnings:
+        return warned(warnings[0], warnings[1:])
+    return passed(ok)
+
+
 def skipped(reason: str) -> Outcome:
     """The check does not apply here; ``reason`` says why."""
     return Outcome(Status.skip, reason)

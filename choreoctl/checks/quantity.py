@@ -13,7 +13,8 @@ from typing import Any
 
 from choreoctl.errors import InputError
 
-_SUFFIX: dict[str, Decimal] = {
+# The multiplier of each quantity suffix; the topology's value checks share it.
+SUFFIXES: dict[str, Decimal] = {
     "": Decimal(1),
     "n": Decimal("1e-9"),
     "u": Decimal("1e-6"),
@@ -42,7 +43,7 @@ def parse_quantity(text: str | int | float) -> Decimal:
         raise InputError(f"{value!r} is not a Kubernetes quantity", hint="e.g. 500m, 2, 1Gi")
     number, suffix = match.groups()
     try:
-        return Decimal(number) * _SUFFIX[suffix]
+        return Decimal(number) * SUFFIXES[suffix]
     except InvalidOperation as e:
         raise InputError(f"{value!r} is not a Kubernetes quantity") from e
 

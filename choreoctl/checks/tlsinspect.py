@@ -66,18 +66,6 @@ def expiry_findings(
     return []
 
 
-def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
-    from cryptography.exceptions import InvalidSignature
-
-    if cert.issuer != issuer.subject:
-        return False
-    try:
-        cert.verify_directly_issued_by(issuer)
-    except (ValueError, TypeError, InvalidSignature):
-        return False
-    return True
-
-
 def chain_findings(
     chain: Sequence[x509.Certificate],
     roots: Sequence[x509.Certificate],
@@ -88,10 +76,10 @@ def chain_findings(
     pool = list(chain[1:]) + list(roots)
     cert = chain[0]
     for _ in range(10):
-        anchor = next((r for r in roots if _issued_by(cert, r)), None)
+        anchor = next((r for r in roots if pki.issued_by(cert, r)), None)
         if anchor is not None:
             return expiry_findings(anchor, "the root CA", when) if anchor is not cert else []
-        if cert.issuer == cert.subject and _issued_by(cert, cert):
+        if cert.issuer == cert.subject and pki.issued_by(cert, cert):
             if roots:
                 return [
                     Finding(f"the chain ends at {cert.subject.rfc4514_string()}, not in caFile")
@@ -99,7 +87,7 @@ def chain_findings(
             return [
                 Finding("no caFile given: the chain's self-signed root is trusted as is", False)
             ]
-        parent = next((c for c in pool if c is not cert and _issued_by(cert, c)), None)
+        parent = next((c for c in pool if c is not cert and pki.issued_by(cert, c)), None)
         if parent is None:
             if not roots:
                 return [Finding("no caFile given and the chain is incomplete; not verified", False)]

@@ -6,6 +6,8 @@ from typing import Annotated
 
 import typer
 
+from choreoctl.cli.options import ContextOption, LogLevelOption
+
 agent_app = typer.Typer(help="The cluster agent that dials the gateway.", no_args_is_help=True)
 
 
@@ -68,10 +70,8 @@ def run(
             "--kubeconfig", help="Serve this kubeconfig's cluster instead of the in-cluster API."
         ),
     ] = None,
-    context: Annotated[str | None, typer.Option("--context", help="Kubeconfig context.")] = None,
-    log_level: Annotated[
-        str, typer.Option("--log-level", envvar="LOG_LEVEL", help="debug, info, warning or error.")
-    ] = "info",
+    context: ContextOption = None,
+    log_level: LogLevelOption = "info",
 ) -> None:
     """Dial the cluster gateway and serve its requests against this cluster's API server.
 

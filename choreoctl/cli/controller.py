@@ -6,6 +6,8 @@ from typing import Annotated
 
 import typer
 
+from choreoctl.cli.options import ContextOption, LogLevelOption
+
 controller_app = typer.Typer(help="The plane status controller.", no_args_is_help=True)
 
 
@@ -43,10 +45,8 @@ def run(
         str | None,
         typer.Option("--kubeconfig", help="Use this kubeconfig instead of the ServiceAccount."),
     ] = None,
-    context: Annotated[str | None, typer.Option("--context", help="Kubeconfig context.")] = None,
-    log_level: Annotated[
-        str, typer.Option("--log-level", envvar="LOG_LEVEL", help="debug, info, warning or error.")
-    ] = "info",
+    context: ContextOption = None,
+    log_level: LogLevelOption = "info",
 ) -> None:
     """Keep status.agentConnection and conditions of every plane CR, and Environment
     readiness, in step with the cluster gateway (within about a second of a change).

@@ -6,17 +6,22 @@ from typing import Annotated
 
 import typer
 
-from choreoctl.cli.output import ContextOption, KubeconfigOption, OutputFormat, OutputOption
+from choreoctl.cli.options import (
+    ContextOption,
+    KubeconfigOption,
+    SetOption,
+    TopologyOption,
+    ValuesOption,
+)
+from choreoctl.cli.output import OutputFormat, OutputOption
 from choreoctl.cli.preflight import (
     StrictOption,
     TimeoutOption,
     VerboseOption,
     WaitOption,
-    check_kubeconfig,
+    check_input,
     finish,
-    with_context,
 )
-from choreoctl.cli.status import SetOption, TopologyOption, ValuesOption, load
 
 
 def register(app: typer.Typer) -> None:
@@ -58,11 +63,10 @@ def register(app: typer.Typer) -> None:
 
         from choreoctl.checks.doctor import run_doctor
         from choreoctl.checks.framework import Report
-        from choreoctl.checks.runner import parse_duration
 
-        wait_s, timeout_s = parse_duration(wait), parse_duration(timeout)
-        check_kubeconfig(kubeconfig)
-        topo = with_context(load(topology, values, sets), context)
+        topo, wait_s, timeout_s = check_input(
+            topology, values, sets, kubeconfig, context, wait, timeout
+        )
 
         async def main() -> Report:
             report = await run_doctor(topo, kubeconfig, timeout=timeout_s, wait=wait_s)

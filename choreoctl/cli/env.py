@@ -6,28 +6,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from choreoctl.cli.output import (
-    ContextOption,
-    KubeconfigOption,
-    OutputFormat,
-    OutputOption,
-    emit,
-)
+from choreoctl.cli.options import ContextOption, KubeconfigOption, OrgOption, with_control
+from choreoctl.cli.output import OutputFormat, OutputOption, emit
 
 if TYPE_CHECKING:
     from rich.console import Console
 
     from choreoctl.kube.client import KubeClient
-
-OrgOption = Annotated[
-    str, typer.Option("--organization", help="Organization (its namespace holds them).")
-]
-
-
-def _control(kubeconfig: str | None, context: str | None) -> KubeClient:
-    from choreoctl.kube.client import KubeClient
-
-    return KubeClient.from_kubeconfig(kubeconfig, context)
 
 
 def _draw(rows: list[dict[str, Any]], out: Console) -> None:
@@ -70,18 +55,15 @@ def register(app: typer.Typer) -> None:
             choreoctl env create qa --data-plane us --dns-prefix qa
             choreoctl env create prod-eu --data-plane eu --dns-prefix prod --production
         """
-        import asyncio
-
         from choreoctl.planes.environments import apply_environment, environment_row
         from choreoctl.topology.model import Environment
 
         spec = Environment(name, data_plane, dns_prefix or name, production)
 
-        async def main() -> dict[str, Any]:
-            async with _control(kubeconfig, context) as control:
-                return environment_row(await apply_environment(control, organization, spec))
+        async def work(control: KubeClient) -> dict[str, Any]:
+            return environment_row(await apply_environment(control, organization, spec))
 
-        row = asyncio.run(main())
+        row = with_control(kubeconfig, context, work)
         emit(row, output, lambda c: c.print(f"[green]✓[/] environment {name} → {data_plane}"))
 
     @env.command("list")
@@ -97,15 +79,11 @@ def register(app: typer.Typer) -> None:
             choreoctl env list
             choreoctl env list -o yaml
         """
-        import asyncio
-
         from choreoctl.planes.environments import list_environments
 
-        async def main() -> list[dict[str, Any]]:
-            async with _control(kubeconfig, context) as control:
-                return await list_environments(control, organization)
-
-        rows = asyncio.run(main())
+        rows = with_control(
+            kubeconfig, context, lambda control: list_environments(control, organization)
+        )
         emit(rows, output, lambda c: _draw(rows, c))
 
     @env.command()
@@ -121,14 +99,10 @@ def register(app: typer.Typer) -> None:
         Examples:
             choreoctl env delete qa
         """
-        import asyncio
-
         from choreoctl.planes.environments import delete_environment
 
-        async def main() -> bool:
-            async with _control(kubeconfig, context) as control:
-                return await delete_environment(control, organization, name)
-
-        deleted = asyncio.run(main())
+        deleted = with_control(
+            kubeconfig, context, lambda control: delete_environment(control, organization, name)
+        )
         msg = "deleted" if deleted else "did not exist"
         emit({"name": name, "deleted": deleted}, output, lambda c: c.print(f"{name} {msg}"))

@@ -6,6 +6,8 @@ from typing import Annotated
 
 import typer
 
+from choreoctl.cli.options import ContextOption, LogLevelOption
+
 gateway_app = typer.Typer(
     help="The cluster gateway every plane's agent dials.", no_args_is_help=True
 )
@@ -82,10 +84,8 @@ def serve(
             help="Read plane CRs with this kubeconfig instead of the ServiceAccount.",
         ),
     ] = None,
-    context: Annotated[str | None, typer.Option("--context", help="Kubeconfig context.")] = None,
-    log_level: Annotated[
-        str, typer.Option("--log-level", envvar="LOG_LEVEL", help="debug, info, warning or error.")
-    ] = "info",
+    context: ContextOption = None,
+    log_level: LogLevelOption = "info",
 ) -> None:
     """Serve agents (--port), the control plane's proxy (--internal-port) and health.
 

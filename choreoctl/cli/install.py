@@ -6,34 +6,40 @@ output is not a terminal or CI is set, a JSON event stream with ``-o json``.
 
 from __future__ import annotations
 
-import os
 import sys
-import time
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from choreoctl.cli.output import (
+from choreoctl.cli.options import (
     ContextOption,
     KubeconfigOption,
-    OutputFormat,
-    OutputOption,
-    console,
-    emit,
+    SetOption,
+    TopologyOption,
+    ValuesOption,
+    load,
+    with_clients,
 )
-from choreoctl.cli.status import SetOption, TopologyOption, ValuesOption, load
+from choreoctl.cli.output import OutputFormat, OutputOption, console, emit
+from choreoctl.cli.progress import Progress, interactive, json_line
 from choreoctl.errors import InputError
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Mapping
 
-    from rich.console import Console, RenderableType
+    from rich.console import Console
 
     from choreoctl.install.engine import Event
     from choreoctl.install.manifests import Rendered
     from choreoctl.install.options import InstallOptions
     from choreoctl.kube.client import KubeClient
     from choreoctl.topology.model import Topology
+
+    # The engine call of install or upgrade: clients, the event callback, the preflight gate.
+    Runner = Callable[
+        [Mapping[str, KubeClient], Callable[[Event], None], Callable[[], Awaitable[None]] | None],
+        Awaitable[Any],
+    ]
 
 DryRunOption = Annotated[
     bool,
@@ -43,11 +49,15 @@ DryRunOption = Annotated[
 ]
 OnlyOption = Annotated[
     list[str] | None,
-    typer.Option("--only", help="Install only this plane (name or kind, repeatable)."),
+    typer.Option(
+        "--only", help="Install only this plane (name or kind, repeatable).", metavar="PLANE"
+    ),
 ]
 SkipOption = Annotated[
     list[str] | None,
-    typer.Option("--skip", help="Leave this plane out (name or kind, repeatable)."),
+    typer.Option(
+        "--skip", help="Leave this plane out (name or kind, repeatable).", metavar="PLANE"
+    ),
 ]
 SkipPreflightOption = Annotated[
     bool, typer.Option("--skip-preflight", help="Do not run preflight checks first.")
@@ -69,100 +79,6 @@ NoWaitAgentsOption = Annotated[
 DeleteDataOption = Annotated[
     bool, typer.Option("--delete-data", help="Also delete PersistentVolumeClaims (data).")
 ]
-
-_MARKS = {
-    "pending": ("·", "dim"),
-    "running": ("…", "cyan"),
-    "done": ("✓", "green"),
-    "failed": ("×", "red"),
-    "cancelled": ("-", "yellow"),
-}
-
-
-def _interactive() -> bool:
-    return sys.stdout.isatty() and not os.environ.get("CI")
-
-
-class Progress:
-    """Shows engine events: live table, plain lines or a JSON stream."""
-
-    def __init__(self, fmt: OutputFormat, title: str) -> None:
-        self.fmt = fmt
-        self.title = title
-        self.steps: dict[str, Event] = {}
-        self.started: dict[str, float] = {}
-        self.out = console()
-        self.live: Any = None
-
-    def __enter__(self) -> Progress:
-        if self.fmt is OutputFormat.yaml:
-            raise InputError(
-                "install and upgrade stream events as they happen: use -o json (one JSON "
-                "object per line) or the default table"
-            )
-        if self.fmt is OutputFormat.table and _interactive():
-            from rich.live import Live
-
-            self.live = Live(self, console=self.out, refresh_per_second=4, transient=False)
-            self.live.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.live is not None:
-            self.live.__exit__(None, None, None)
-
-    def __rich__(self) -> RenderableType:
-        from rich.markup import escape
-        from rich.table import Table
-
-        table = Table(title=self.title, title_justify="left", box=None, pad_edge=False)
-        for col in ("", "step", "cluster", "time", ""):
-            table.add_column(col, no_wrap=col != "")
-        now = time.monotonic()
-        for ev in self.steps.values():
-            mark, colour = _MARKS[ev.state.value]
-            elapsed = ev.elapsed
-            if ev.state.value == "running" and ev.step in self.started:
-                elapsed = now - self.started[ev.step]
-            shown = f"{elapsed:5.1f}s" if ev.state.value != "pending" else ""
-            table.add_row(
-                f"[{colour}]{mark}[/]",
-                escape(ev.title or ev.step),
-                escape(ev.cluster),
-                shown,
-                f"[dim]{escape(ev.message[:100])}[/]",
-            )
-        return table
-
-    def on_event(self, ev: Event) -> None:
-        """Engine callback."""
-        if self.fmt is not OutputFormat.table:
-            sys.stdout.write(_json_line(ev.as_dict()))
-            sys.stdout.flush()
-            return
-        if ev.state.value == "running" and ev.step not in self.started:
-            self.started[ev.step] = time.monotonic() - ev.elapsed
-        prev = self.steps.get(ev.step)
-        if prev is not None and not ev.message and prev.state is ev.state:
-            return
-        self.steps[ev.step] = ev
-        if self.live is not None:
-            self.live.refresh()
-        elif ev.state.value in ("done", "failed", "cancelled"):
-            where = f" ({ev.cluster})" if ev.cluster else ""
-            self.out.print(
-                f"{ev.state.value:9} {ev.step}{where} {ev.elapsed:.1f}s"
-                + (f": {ev.message}" if ev.message else ""),
-                soft_wrap=True,
-                markup=False,
-                highlight=False,
-            )
-
-
-def _json_line(data: Mapping[str, Any]) -> str:
-    import json
-
-    return json.dumps(data, default=str) + "\n"
 
 
 def _context_topology(topo: Topology, context: str | None) -> Topology:
@@ -212,20 +128,38 @@ def _options(
     )
 
 
-def _preflight(topo: Topology, kubeconfig: str | None) -> Callable[[], Awaitable[None]]:
-    from choreoctl.install.session import preflight_gate
-
-    return lambda: preflight_gate(topo, kubeconfig)
-
-
 def _run(
     topo: Topology,
     kubeconfig: str | None,
     work: Callable[[Mapping[str, KubeClient]], Awaitable[Any]],
 ) -> Any:
-    from choreoctl.cli.status import with_clients
-
     return with_clients(topo, kubeconfig, None, work)
+
+
+def _apply(
+    topo: Topology,
+    kubeconfig: str | None,
+    output: OutputFormat,
+    title: str,
+    preflight: bool,
+    run: Runner,
+    draw: Callable[[Console, Mapping[str, Any]], None],
+) -> None:
+    """Run install or upgrade behind the progress view, then print its result.
+
+    ``preflight`` runs the preflight checks first (the gate fails the run on a failed
+    check); the result is drawn for people or ends the JSON event stream.
+    """
+    from choreoctl.install.session import preflight_gate
+
+    check = (lambda: preflight_gate(topo, kubeconfig)) if preflight else None
+    with Progress(output, title) as progress:
+        result = _run(topo, kubeconfig, lambda clients: run(clients, progress.on_event, check))
+    data = result.as_dict()
+    if output is OutputFormat.table:
+        draw(console(), data)
+    else:
+        sys.stdout.write(json_line({"event": "result", **data}))
 
 
 def _summary(out: Console, data: Mapping[str, Any], verb: str) -> None:
@@ -322,21 +256,17 @@ def register(app: typer.Typer) -> None:
         opts = _options(
             dry_run, force_conflicts, timeout, no_wait, no_wait_agents, only, skip, topo
         )
-        check = None if skip_preflight or dry_run else _preflight(topo, kubeconfig)
-        title = f"{'dry run: ' if dry_run else ''}install {topo.name}"
-        with Progress(output, title) as progress:
-            result = _run(
-                topo,
-                kubeconfig,
-                lambda clients: run_install(
-                    rendered, clients, opts, progress.on_event, preflight=check
-                ),
-            )
-        data = result.as_dict()
-        if output is OutputFormat.table:
-            _summary(console(), data, "installed")
-        else:
-            sys.stdout.write(_json_line({"event": "result", **data}))
+        _apply(
+            topo,
+            kubeconfig,
+            output,
+            f"{'dry run: ' if dry_run else ''}install {topo.name}",
+            not (skip_preflight or dry_run),
+            lambda clients, on_event, check: run_install(
+                rendered, clients, opts, on_event, preflight=check
+            ),
+            lambda out, data: _summary(out, data, "installed"),
+        )
 
     @app.command()
     def upgrade(
@@ -370,23 +300,8 @@ def register(app: typer.Typer) -> None:
         opts = _options(
             dry_run, force_conflicts, timeout, no_wait, no_wait_agents, None, None, topo
         )
-        check = None if skip_preflight or dry_run else _preflight(topo, kubeconfig)
-        with Progress(output, f"upgrade {topo.name}") as progress:
-            result = _run(
-                topo,
-                kubeconfig,
-                lambda clients: run_upgrade(
-                    rendered,
-                    clients,
-                    opts,
-                    progress.on_event,
-                    delete_data=delete_data,
-                    preflight=check,
-                ),
-            )
-        data = result.as_dict()
-        if output is OutputFormat.table:
-            out = console()
+
+        def draw(out: Console, data: Mapping[str, Any]) -> None:
             _summary(out, data, "upgraded")
             pruned = data["pruned"]
             out.print(
@@ -394,8 +309,18 @@ def register(app: typer.Typer) -> None:
                 f"{len(pruned['kept'])}",
                 soft_wrap=True,
             )
-        else:
-            sys.stdout.write(_json_line({"event": "result", **data}))
+
+        _apply(
+            topo,
+            kubeconfig,
+            output,
+            f"upgrade {topo.name}",
+            not (skip_preflight or dry_run),
+            lambda clients, on_event, check: run_upgrade(
+                rendered, clients, opts, on_event, delete_data=delete_data, preflight=check
+            ),
+            draw,
+        )
 
     @app.command()
     def diff(
@@ -460,13 +385,13 @@ def register(app: typer.Typer) -> None:
         from choreoctl.install.uninstall import run_uninstall
 
         topo = _context_topology(load(topology, values, sets), context)
-        if not (yes or dry_run) and sys.stdin.isatty() and _interactive():
+        if not (yes or dry_run) and sys.stdin.isatty() and interactive():
             what = " and its data (PVCs)" if delete_data else ""
             typer.confirm(f"Uninstall {topo.name}{what}?", abort=True)
         out = console()
 
         def report(message: str) -> None:
-            if output is OutputFormat.table and not _interactive():
+            if output is OutputFormat.table and not interactive():
                 out.print(message, soft_wrap=True, markup=False, highlight=False)
 
         result = _run(

@@ -33,15 +33,6 @@ OutputOption = Annotated[
     OutputFormat,
     typer.Option("--output", "-o", help="Output format: table (for people), json or yaml."),
 ]
-KubeconfigOption = Annotated[
-    str | None,
-    typer.Option(
-        "--kubeconfig",
-        help="Path to the kubeconfig file (default: $KUBECONFIG).",
-        envvar="KUBECONFIG",
-    ),
-]
-ContextOption = Annotated[str | None, typer.Option("--context", help="Kubeconfig context to use.")]
 
 
 def console(stderr: bool = False, soft_wrap: bool = False) -> Console:

@@ -7,18 +7,17 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from choreoctl.cli.output import (
+from choreoctl.cli.options import (
     ContextOption,
     KubeconfigOption,
-    OutputFormat,
-    OutputOption,
-    emit,
+    OrgOption,
+    with_clients,
+    with_control,
 )
+from choreoctl.cli.output import OutputFormat, OutputOption, emit
 
 if TYPE_CHECKING:
     from rich.console import Console
-
-    from choreoctl.kube.client import KubeClient
 
 
 class PlaneType(enum.StrEnum):
@@ -29,17 +28,8 @@ class PlaneType(enum.StrEnum):
     observability = "observability"
 
 
-OrgOption = Annotated[
-    str, typer.Option("--organization", help="Organization (its namespace holds the planes).")
-]
 TypeOption = Annotated[PlaneType, typer.Option("--type", help="Plane type.")]
 NameOption = Annotated[str, typer.Option("--name", help="Plane CR name (default planeID).")]
-
-
-def _control(kubeconfig: str | None, context: str | None) -> KubeClient:
-    from choreoctl.kube.client import KubeClient
-
-    return KubeClient.from_kubeconfig(kubeconfig, context)
 
 
 def _draw_planes(rows: list[dict[str, Any]], out: Console) -> None:
@@ -120,10 +110,7 @@ def register(app: typer.Typer) -> None:
                 --public-virtual-host ap-south.apps.example.com --observability-plane default
             choreoctl plane register --type build --name default --cluster build --no-wait
         """
-        import asyncio
-
         from choreoctl.errors import InputError
-        from choreoctl.planes.clients import cluster_clients
         from choreoctl.planes.crs import TYPE_NAMES
         from choreoctl.planes.register import GatewayAccess, register_plane
         from choreoctl.topology.defaults import COMPONENTS, NAMESPACES
@@ -165,13 +152,14 @@ def register(app: typer.Typer) -> None:
                 )
             notify = GatewayAccess(gateway_url, client_cert, client_key, server_ca)
 
-        async def main() -> dict[str, Any]:
-            async with cluster_clients(topo, kubeconfig) as clients:
-                return await register_plane(
-                    topo, target, clients, wait_connected=wait, timeout=timeout, notify=notify
-                )
-
-        result = asyncio.run(main())
+        result = with_clients(
+            topo,
+            kubeconfig,
+            None,
+            lambda clients: register_plane(
+                topo, target, clients, wait_connected=wait, timeout=timeout, notify=notify
+            ),
+        )
 
         def table(c: Console) -> None:
             conn = result["agentConnection"]
@@ -196,15 +184,9 @@ def register(app: typer.Typer) -> None:
             choreoctl plane list --context control
             choreoctl plane list -o json
         """
-        import asyncio
-
         from choreoctl.planes.list import list_planes
 
-        async def main() -> list[dict[str, Any]]:
-            async with _control(kubeconfig, context) as control:
-                return await list_planes(control, organization)
-
-        rows = asyncio.run(main())
+        rows = with_control(kubeconfig, context, lambda control: list_planes(control, organization))
         emit(rows, output, lambda c: _draw_planes(rows, c))
 
     @plane.command("unregister")
@@ -225,18 +207,15 @@ def register(app: typer.Typer) -> None:
             choreoctl plane unregister --type data --name ap-south
             choreoctl plane unregister --type data --name old --force
         """
-        import asyncio
-
         from choreoctl.planes.crs import TYPE_NAMES
         from choreoctl.planes.unregister import unregister_plane
 
-        async def main() -> bool:
-            async with _control(kubeconfig, context) as control:
-                return await unregister_plane(
-                    control, organization, TYPE_NAMES[plane_type.value], name, force=force
-                )
-
-        deleted = asyncio.run(main())
+        kind = TYPE_NAMES[plane_type.value]
+        deleted = with_control(
+            kubeconfig,
+            context,
+            lambda control: unregister_plane(control, organization, kind, name, force=force),
+        )
         data = {"type": plane_type.value, "name": name, "deleted": deleted}
         msg = "unregistered" if deleted else "was not registered"
         emit(data, output, lambda c: c.print(f"{plane_type.value} plane {name} {msg}"))

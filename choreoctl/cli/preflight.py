@@ -7,14 +7,15 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from choreoctl.cli.output import (
+from choreoctl.cli.options import (
     ContextOption,
     KubeconfigOption,
-    OutputFormat,
-    OutputOption,
-    emit,
+    SetOption,
+    TopologyOption,
+    ValuesOption,
+    load,
 )
-from choreoctl.cli.status import SetOption, TopologyOption, ValuesOption, load
+from choreoctl.cli.output import OutputFormat, OutputOption, emit
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -107,6 +108,24 @@ def with_context(topo: Topology, context: str | None) -> Topology:
     return dataclasses.replace(topo, clusters=clusters)
 
 
+def check_input(
+    topology: str,
+    values: list[str] | None,
+    sets: list[str] | None,
+    kubeconfig: str | None,
+    context: str | None,
+    wait: str,
+    timeout: str,
+) -> tuple[Topology, float, float]:
+    """What preflight and doctor check: the topology (``--context`` applied), and the
+    ``--wait`` and ``--timeout`` durations in seconds; every input error before any check."""
+    from choreoctl.checks.runner import parse_duration
+
+    wait_s, timeout_s = parse_duration(wait), parse_duration(timeout)
+    check_kubeconfig(kubeconfig)
+    return with_context(load(topology, values, sets), context), wait_s, timeout_s
+
+
 def finish(report: Report, output: OutputFormat, strict: bool, verbose: bool) -> None:
     """Print the report and exit with its code (0 ok, 1 a failure / warning with --strict)."""
     emit(report.to_dict(), output, lambda c: draw_report(c, report, verbose))
@@ -152,11 +171,10 @@ def register(app: typer.Typer) -> None:
         import asyncio
 
         from choreoctl.checks.preflight import run_preflight
-        from choreoctl.checks.runner import parse_duration
 
-        wait_s, timeout_s = parse_duration(wait), parse_duration(timeout)
-        check_kubeconfig(kubeconfig)
-        topo = with_context(load(topology, values, sets), context)
+        topo, wait_s, timeout_s = check_input(
+            topology, values, sets, kubeconfig, context, wait, timeout
+        )
         report = asyncio.run(
             run_preflight(topo, kubeconfig, probe=probe, timeout=timeout_s, wait=wait_s)
         )

@@ -7,29 +7,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from choreoctl.cli.options import SetOption, TopologyOption, ValuesOption, load
 from choreoctl.cli.output import OutputFormat, OutputOption, emit
 
 if TYPE_CHECKING:
     from rich.console import Console
-
-TopologyOption = Annotated[
-    str,
-    typer.Option(
-        "--topology",
-        "-t",
-        help="A built-in topology name (single-cluster, multi-cluster, multi-region) or a file.",
-    ),
-]
-ValuesOption = Annotated[
-    list[Path] | None,
-    typer.Option("--values", "-f", help="A values file merged over the topology (repeatable)."),
-]
-SetOption = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--set", help="Override one value, path=value (repeatable), e.g. images.tag=1.2.3."
-    ),
-]
 
 
 def _table(summary: dict[str, Any]) -> Any:
@@ -85,10 +67,7 @@ def register(app: typer.Typer) -> None:
             choreoctl render -t single-cluster --set images.registry=registry.corp:5000 -d out/
         """
         from choreoctl.render import render_topology, write_rendered
-        from choreoctl.topology.loader import load_topology
 
-        topo = load_topology(
-            topology, values_files=tuple(str(f) for f in values or ()), sets=tuple(sets or ())
-        )
+        topo = load(topology, values, sets)
         summary = write_rendered(render_topology(topo), output_dir, force=force).to_dict()
         emit(summary, output, _table(summary))

@@ -1,65 +1,27 @@
-"""``choreoctl status``, and the topology options the cluster-wide commands share."""
+"""``choreoctl status``: the one-screen health of a topology, once or live."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from choreoctl.cli.output import (
+from choreoctl.cli.options import (
     ContextOption,
     KubeconfigOption,
-    OutputFormat,
-    OutputOption,
-    emit,
+    SetOption,
+    TopologyOption,
+    ValuesOption,
+    load,
+    with_clients,
 )
+from choreoctl.cli.output import OutputFormat, OutputOption, emit
 
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
 
-    from choreoctl.kube.client import KubeClient
     from choreoctl.topology.model import Topology
-
-T = TypeVar("T")
-
-TopologyOption = Annotated[
-    str,
-    typer.Option("--topology", "-t", help="Built-in topology name or topology file."),
-]
-ValuesOption = Annotated[
-    list[str] | None,
-    typer.Option("--values", "-f", help="Values file merged over the topology (repeatable)."),
-]
-SetOption = Annotated[
-    list[str] | None,
-    typer.Option("--set", help="Override one field, e.g. spec.gateway.port=9443 (repeatable)."),
-]
-
-
-def load(topology: str, values: list[str] | None, sets: list[str] | None) -> Topology:
-    """The validated topology (TopologyError on bad input)."""
-    from choreoctl.topology.loader import load_topology
-
-    return load_topology(topology, values or (), sets or ())
-
-
-def with_clients(
-    topo: Topology,
-    kubeconfig: str | None,
-    context: str | None,
-    work: Callable[[Mapping[str, KubeClient]], Awaitable[T]],
-) -> T:
-    """Run ``work`` with one client per topology cluster, in one event loop."""
-    import asyncio
-
-    from choreoctl.planes.clients import cluster_clients
-
-    async def main() -> T:
-        async with cluster_clients(topo, kubeconfig, context=context) as clients:
-            return await work(clients)
-
-    return asyncio.run(main())
 
 
 def escape(text: str) -> str:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from choreoctl.cli.options import SetOption, ValuesOption, complete_topology, load
 from choreoctl.cli.output import OutputFormat, OutputOption, emit
 from choreoctl.errors import InputError, Problem
 
@@ -16,22 +17,15 @@ if TYPE_CHECKING:
     from choreoctl.topology.model import Topology
     from choreoctl.topology.scaffold import InitAnswers
 
-RefArgument = Annotated[str, typer.Argument(help="A built-in topology name or a topology file.")]
-SetOption = Annotated[
-    list[str] | None,
-    typer.Option("--set", help="Override one value: path=value (repeatable)."),
-]
-ValuesOption = Annotated[
-    list[str] | None,
-    typer.Option("--values", "-f", help="A YAML values file deep-merged over the topology."),
+RefArgument = Annotated[
+    str,
+    typer.Argument(
+        help="A built-in topology name or a topology file.",
+        metavar="NAME|FILE",
+        autocompletion=complete_topology,
+    ),
 ]
 TYPES = ("single-cluster", "multi-cluster", "multi-region")
-
-
-def _load(ref: str, values: list[str] | None, sets: list[str] | None) -> Topology:
-    from choreoctl.topology.loader import load_topology
-
-    return load_topology(ref, values or (), sets or ())
 
 
 def _summary(t: Topology) -> list[dict[str, Any]]:
@@ -109,7 +103,7 @@ def register(app: typer.Typer) -> None:
         """
         from choreoctl.topology.loader import topology_to_dict
 
-        t = _load(ref, values, sets)
+        t = load(ref, values, sets)
 
         def table(c: Console) -> None:
             c.print(f"{t.name} ({t.type.value}), organization {t.organization}")
@@ -135,7 +129,7 @@ def register(app: typer.Typer) -> None:
                 --set spec.planes.data[0].publicVirtualHost=us.acme.io
             choreoctl topology validate ./t.yaml -f overrides.yaml
         """
-        t = _load(ref, values, sets)
+        t = load(ref, values, sets)
         result = {
             "valid": True,
             "name": t.name,

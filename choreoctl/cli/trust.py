@@ -8,14 +8,16 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from choreoctl.cli.output import (
+from choreoctl.cli.options import (
     ContextOption,
     KubeconfigOption,
-    OutputFormat,
-    OutputOption,
-    emit,
+    SetOption,
+    TopologyOption,
+    ValuesOption,
+    load,
+    with_clients,
 )
-from choreoctl.cli.status import SetOption, TopologyOption, ValuesOption, load, with_clients
+from choreoctl.cli.output import OutputFormat, OutputOption, emit
 
 if TYPE_CHECKING:
     from rich.console import Console

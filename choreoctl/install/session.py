@@ -25,7 +25,8 @@ from choreoctl.install.inventory import (
 from choreoctl.install.manifests import Rendered, topology_hash
 from choreoctl.install.objects import Obj
 from choreoctl.install.options import InstallOptions
-from choreoctl.install.steps import Hooks, Session, build_steps
+from choreoctl.install.runstate import Hooks, Session
+from choreoctl.install.steps import build_steps
 from choreoctl.kube.client import KubeClient
 from choreoctl.topology.model import Topology
 
@@ -145,7 +146,7 @@ async def run_install(
     preflight: PreflightHook | None = None,
 ) -> InstallResult:
     """Install ``rendered`` into ``clients`` (keyed by topology cluster name)."""
-    from choreoctl.install.steps import default_hooks
+    from choreoctl.install.runstate import default_hooks
 
     start = time.monotonic()
     since = await clocks(clients)

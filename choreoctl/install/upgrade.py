@@ -16,8 +16,8 @@ from choreoctl.install.engine import EventSink
 from choreoctl.install.inventory import RecordStore
 from choreoctl.install.manifests import Rendered
 from choreoctl.install.options import InstallOptions
+from choreoctl.install.runstate import Hooks
 from choreoctl.install.session import InstallResult, PreflightHook, run_install
-from choreoctl.install.steps import Hooks
 from choreoctl.install.uninstall import DEFERRED_KINDS, Remover, UninstallResult, remove_deferred
 from choreoctl.kube.client import KubeClient
 

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from choreoctl.errors import ApiError, ApplyConflict, ClusterUnreachable, Problem
 from choreoctl.kube.config import Endpoint, endpoint_from_kubeconfig, endpoint_in_cluster
+from choreoctl.kube.raw import RawResponse, RawTransport
 
 if TYPE_CHECKING:
     import httpx
@@ -78,6 +79,7 @@ class KubeClient:
         self._http = httpx.AsyncClient(
             base_url=self.server, verify=verify_arg, timeout=timeout, trust_env=False
         )
+        self._raw = RawTransport(self.server, verify_arg, timeout, self.name)
         self._resources: dict[tuple[str, str], ResourceInfo] = {}
 
     @classmethod
@@ -111,8 +113,9 @@ class KubeClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the connection pool."""
+        """Close the connection pools."""
         await self._http.aclose()
+        await self._raw.aclose()
 
     # -- raw requests -------------------------------------------------------------------
 
@@ -165,6 +168,26 @@ class KubeClient:
                 f"{self.name}: cannot reach {self.server}: {e or type(e).__name__}",
                 hint="check the kubeconfig server address, the network and the cluster",
             ) from e
+
+    async def open_raw(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        content: bytes | None = None,
+        timeout: float | None = None,
+    ) -> RawResponse:
+        """Relay one request byte for byte (``url``: path and query, already encoded).
+
+        The cheap path for forwarding (the cluster agent): the body is neither decoded
+        nor buffered; read it with :meth:`RawResponse.iter_raw` and always close it.
+        ``timeout`` bounds connecting and each read; ``None`` lets a watch stay quiet.
+        Only transport failures raise (:class:`ClusterUnreachable`).
+        """
+        hdrs = self._auth_headers()
+        hdrs.update(headers or {})
+        return await self._raw.open(method, url, hdrs, content, timeout)
 
     async def _call(
         self,

@@ -67,6 +67,7 @@ class Agent:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._credits: dict[str, Credit] = {}
         self._send_lock = asyncio.Lock()
+        self._binary = False  # the gateway takes stream data as binary frames
         self.metrics = Metrics()
         self.connects = self.metrics.counter("choreoctl_agent_connects_total", "Successful dials.")
         self.failures = self.metrics.counter("choreoctl_agent_dial_failures_total", "Failed dials.")
@@ -123,6 +124,7 @@ class Agent:
             self.connected = True
             self.connects.inc()
             ext = ws._response.headers.get(p.EXTENSION_HEADER) == p.EXTENSION_VERSION
+            self._binary = ext and ws._response.headers.get(p.BINARY_HEADER) == "1"
             log.info(
                 "connected to the gateway",
                 extra=fields(
@@ -200,9 +202,18 @@ class Agent:
                 return
 
     async def _send(self, ws: aiohttp.ClientWebSocketResponse, msg: p.Message) -> None:
+        if (
+            self._binary
+            and isinstance(msg, p.Chunk)
+            and msg.data
+            and not (msg.is_close or msg.stream_id)
+        ):
+            frame, kind = p.encode_binary(msg), aiohttp.WSMsgType.BINARY
+        else:
+            frame, kind = p.encode_bytes(msg), aiohttp.WSMsgType.TEXT
         async with asyncio.timeout(30.0):
             async with self._send_lock:
-                await ws.send_str(p.encode(msg))
+                await ws.send_frame(frame, kind)
 
     def _dispatch(self, ws: aiohttp.ClientWebSocketResponse, text: str) -> None:
         try:

@@ -140,7 +140,7 @@ async def dial(
             return await session.ws_connect(
                 url,
                 params={"planeType": plane_type, "planeID": plane_id},
-                headers={p.EXTENSION_HEADER: p.EXTENSION_VERSION},
+                headers={p.EXTENSION_HEADER: p.EXTENSION_VERSION, p.BINARY_HEADER: "1"},
                 ssl=ctx,
                 proxy=proxy,
                 autoping=False,

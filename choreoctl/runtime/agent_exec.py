@@ -12,13 +12,12 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
-import httpx
-
 from choreoctl.errors import ClusterError
 from choreoctl.runtime import protocol as p
 
 if TYPE_CHECKING:
     from choreoctl.kube.client import KubeClient
+    from choreoctl.kube.raw import RawResponse
 
 Send = Callable[[p.Message], Awaitable[None]]
 
@@ -71,9 +70,9 @@ def _headers(req: p.Request) -> dict[str, str]:
     return out
 
 
-def _response_headers(resp: httpx.Response) -> p.Headers:
+def _response_headers(resp: RawResponse) -> p.Headers:
     out: p.Headers = {}
-    for name, value in resp.headers.multi_items():
+    for name, value in resp.headers:
         if name.lower() not in _DROP_RESPONSE:
             out.setdefault(name, []).append(value)
     return out
@@ -86,15 +85,11 @@ class Executor:
         self.kube = kube
         self.timeout = timeout
 
-    async def _open(self, req: p.Request, timeout: float | None) -> httpx.Response:
+    async def _open(self, req: p.Request, timeout: float | None) -> RawResponse:
+        # the client's raw transport: ~5x less CPU per request than its httpx path
         url = f"{req.path}?{req.query}" if req.query else req.path
-        return await self.kube.request(
-            req.method,
-            url,
-            headers=_headers(req),
-            content=req.body or None,
-            stream=True,
-            timeout=timeout,
+        return await self.kube.open_raw(
+            req.method, url, headers=_headers(req), content=req.body or None, timeout=timeout
         )
 
     async def run(self, req: p.Request) -> p.Response:
@@ -106,7 +101,7 @@ class Executor:
                 resp = await self._open(req, self.timeout)
                 try:
                     body = bytearray()
-                    async for chunk in resp.aiter_raw():
+                    async for chunk in resp.iter_raw():
                         body += chunk
                         if len(body) > p.MAX_RESPONSE_BODY:
                             return _error(
@@ -117,7 +112,7 @@ class Executor:
                                 "RESPONSE_TOO_LARGE",
                             )
                 finally:
-                    await resp.aclose()
+                    await resp.close()
         except TimeoutError:
             return _error(
                 req, 504, f"the API server did not answer within {self.timeout:g}s", "TIMEOUT"
@@ -129,7 +124,7 @@ class Executor:
     @staticmethod
     async def _relay(req: p.Request, data: bytes, send: Send, credit: Credit) -> None:
         for i in range(0, len(data), p.CHUNK_SIZE):
-            part = data[i : i + p.CHUNK_SIZE]
+            part = data if len(data) <= p.CHUNK_SIZE else data[i : i + p.CHUNK_SIZE]
             await credit.take(len(part))
             await send(p.Chunk(req.request_id, part))
 
@@ -159,7 +154,7 @@ class Executor:
         try:
             watch = p.is_watch(req.method, req.path, req.query)
             head = bytearray()
-            rest = resp.aiter_raw()  # as it arrives; a chunk_size would hold data back
+            rest = resp.iter_raw()  # as it arrives; a chunk_size would hold data back
             if resp.status_code >= 300 or not watch:
                 # errors and ordinary reads: answer in one message when the body is small
                 limit = 1024 * 1024 if resp.status_code >= 300 else p.INLINE_BODY
@@ -184,15 +179,17 @@ class Executor:
             headers = _response_headers(resp)
             headers[p.CHUNKED_HEADER] = ["1"]
             await send(p.Response(req.request_id, resp.status_code, headers))
-            pending = head
+            # joined once per chunk: a bytearray grown and copied out costs two more copies
+            parts, size = [bytes(head)], len(head)
             async for chunk in rest:
-                pending += chunk
-                if watch or len(pending) >= p.CHUNK_SIZE:  # watches: as events arrive
-                    await self._relay(req, bytes(pending), send, credit)
-                    pending = bytearray()
-            await self._relay(req, bytes(pending), send, credit)
-        except (ClusterError, httpx.HTTPError):
+                parts.append(chunk)
+                size += len(chunk)
+                if watch or size >= p.CHUNK_SIZE:  # watches: as events arrive
+                    await self._relay(req, b"".join(parts), send, credit)
+                    parts, size = [], 0
+            await self._relay(req, b"".join(parts), send, credit)
+        except ClusterError:
             pass  # the upstream ended the stream: close it on the gateway side too
         finally:
-            await resp.aclose()
+            await resp.close()
         await send(p.Chunk(req.request_id, is_close=True))

@@ -12,6 +12,8 @@ import re
 from collections.abc import Iterable
 from decimal import Decimal, InvalidOperation
 
+from choreoctl.checks.quantity import SUFFIXES
+
 _LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _QUANTITY = re.compile(r"^([+-]?(?:\d+(?:\.\d*)?|\.\d+))(Ki|Mi|Gi|Ti|Pi|Ei|m|k|M|G|T|P|E)?$")
 _TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
@@ -19,22 +21,6 @@ _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 _REGISTRY = re.compile(
     r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:\d{1,5})?(/[a-z0-9]([a-z0-9._-]*[a-z0-9])?)*$"
 )
-_MULTIPLIERS = {
-    "": Decimal(1),
-    "m": Decimal("0.001"),
-    "k": Decimal(10) ** 3,
-    "M": Decimal(10) ** 6,
-    "G": Decimal(10) ** 9,
-    "T": Decimal(10) ** 12,
-    "P": Decimal(10) ** 15,
-    "E": Decimal(10) ** 18,
-    "Ki": Decimal(2) ** 10,
-    "Mi": Decimal(2) ** 20,
-    "Gi": Decimal(2) ** 30,
-    "Ti": Decimal(2) ** 40,
-    "Pi": Decimal(2) ** 50,
-    "Ei": Decimal(2) ** 60,
-}
 
 
 def dns_label(value: str) -> str:
@@ -97,12 +83,16 @@ def ip_address(value: str) -> str:
 
 
 def quantity(value: str) -> Decimal | None:
-    """The value of a Kubernetes quantity (``500m``, ``2Gi``, ``1.5``); None if invalid."""
+    """The value of a Kubernetes quantity (``500m``, ``2Gi``, ``1.5``); None if invalid.
+
+    Stricter than :func:`choreoctl.checks.quantity.parse_quantity`, which reads what a
+    cluster reports: a topology takes no exponents and no ``n``/``u`` suffixes.
+    """
     match = _QUANTITY.match(value)
     if match is None:
         return None
     try:
-        return Decimal(match.group(1)) * _MULTIPLIERS[match.group(2) or ""]
+        return Decimal(match.group(1)) * SUFFIXES[match.group(2) or ""]
     except InvalidOperation:  # pragma: no cover - the regex admits only decimals
         return None
 

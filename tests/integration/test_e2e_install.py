@@ -158,7 +158,7 @@ def test_single_cluster_install_tunnel_and_status(make_clusters, kubelet, tmp_pa
     kl = kubelet(list(cs))
     kc = str(cs.kubeconfig)
     common = ("-t", "single-cluster", "--kubeconfig", kc, "--context", "solo")
-    install(kl, *common, "--skip-preflight", "--timeout", "180")
+    install(kl, *common, "--timeout", "180")  # preflight runs first, as for a user
     assert _tunnel_uids(cs["solo"], kl, ["default"], tmp_path) == {"default": _uid(cs["solo"])}
     out = _run("status", *common, "-o", "json")
     report = json.loads(out.stdout)

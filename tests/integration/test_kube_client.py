@@ -118,3 +118,76 @@ def test_unknown_context_is_input_error(cluster) -> None:
     with pytest.raises(InputError) as err:
         KubeClient.from_kubeconfig(cluster.kubeconfig, "no-such-context")
     assert "no-such-context" in err.value.message
+
+
+# -- the raw relay transport (the cluster agent's path) ---------------------------------------
+
+
+async def test_open_raw_relays_the_same_bytes_as_request(kc: KubeClient, ns: str) -> None:
+    await kc.apply(_cm(ns, {"k": "v" * 5000}, name="raw"))
+    path = f"/api/v1/namespaces/{ns}/configmaps/raw"
+    plain = await kc.request("GET", path, headers={"Accept": "application/json"})
+    async with await kc.open_raw(
+        "GET", path + "?pretty=false", headers={"Accept": "application/json"}, timeout=10
+    ) as raw:
+        body = b"".join([c async for c in raw.iter_raw()])
+        headers = dict(raw.headers)
+    assert raw.status_code == plain.status_code == 200
+    assert body == plain.content and headers["Content-Type"] == "application/json"
+    created = await kc.open_raw(
+        "POST",
+        f"/api/v1/namespaces/{ns}/configmaps",
+        headers={"Content-Type": "application/json"},
+        content=b'{"metadata":{"name":"posted"},"data":{"a":"b"}}',
+        timeout=10,
+    )
+    await created.close()
+    assert created.status_code == 201
+    assert (await kc.get("v1", "ConfigMap", "posted", ns) or {})["data"] == {"a": "b"}
+
+
+async def test_open_raw_uses_the_clients_identity(cluster) -> None:
+    async with KubeClient.from_kubeconfig(cluster.kubeconfig, cluster.limited_context) as lim:
+        raw = await lim.open_raw(
+            "POST",
+            "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+            headers={"Content-Type": "application/json"},
+            content=b"{}",
+            timeout=10,
+        )
+        body = b"".join([c async for c in raw.iter_raw()])
+        await raw.close()
+    assert raw.status_code == 403 and b"forbidden" in body.lower()
+
+
+async def test_open_raw_streams_a_watch(kc: KubeClient, ns: str) -> None:
+    raw = await kc.open_raw(
+        "GET", f"/api/v1/namespaces/{ns}/configmaps?watch=true&timeoutSeconds=20", timeout=None
+    )
+    try:
+        await kc.apply(_cm(ns, {"k": "v"}, name="streamed"))
+        seen = b""
+        async with asyncio.timeout(20):
+            async for chunk in raw.iter_raw():
+                seen += chunk
+                if b'"streamed"' in seen:
+                    break
+        assert b'"ADDED"' in seen
+    finally:
+        await raw.close()
+
+
+async def test_open_raw_verifies_the_server_certificate(cluster, tmp_path) -> None:
+    from choreoctl import pki
+    from choreoctl.kube.config import endpoint_from_kubeconfig
+
+    ep = endpoint_from_kubeconfig(str(cluster.kubeconfig), cluster.context)
+    other = tmp_path / "other-ca.crt"
+    other.write_bytes(pki.make_ca("not-the-cluster-ca").cert_pem)
+    async with KubeClient(ep.server, ep.token or "x", str(other), timeout=5) as wrong:
+        with pytest.raises(ClusterUnreachable) as err:
+            await wrong.open_raw("GET", "/version", timeout=5)
+    assert "certificate" in err.value.message.lower()
+    async with KubeClient("https://127.0.0.1:1", verify=False, timeout=3) as down:
+        with pytest.raises(ClusterUnreachable):
+            await down.open_raw("GET", "/version", timeout=3)

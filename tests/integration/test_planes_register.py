@@ -144,45 +144,14 @@ async def test_cli_plane_and_env_commands(lab, clusters: Any) -> None:  # noqa: 
     )
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["kind"] == "ObservabilityPlane"
-    out = _cli(
-        clusters,
-        "plane",
-        "register",
-        "--type",
-        "data",
-        "--name",
-        "us",
-        "--cluster",
-        "beta",
-        "--namespace",
-        dp_ns,
-        "--public-virtual-host",
-        "x.example.com",
-        "--observability-plane",
-        "missing",
-        "--no-wait",
+    register_us = [
+        *("plane", "register", "--type", "data", "--name", "us", "--cluster", "beta"),
+        *("--namespace", dp_ns, "--public-virtual-host", "x.example.com", "--no-wait"),
         *common,
-    )
+    ]
+    out = _cli(clusters, *register_us, "--observability-plane", "missing")
     assert out.returncode == 2 and "does not exist" in out.stderr, out.stderr
-    out = _cli(
-        clusters,
-        "plane",
-        "register",
-        "--type",
-        "data",
-        "--name",
-        "us",
-        "--cluster",
-        "beta",
-        "--namespace",
-        dp_ns,
-        "--public-virtual-host",
-        "x.example.com",
-        "--observability-plane",
-        "default",
-        "--no-wait",
-        *common,
-    )
+    out = _cli(clusters, *register_us, "--observability-plane", "default")
     assert out.returncode == 0, out.stderr
     out = _cli(clusters, "plane", "list", "-o", "json", *common)
     assert {r["name"] for r in json.loads(out.stdout)} == {"us", "default"}

@@ -19,13 +19,13 @@ from typing import Any
 import httpx
 import yaml
 
-from tests.testenv.binaries import Binaries
+from tests.testenv.binaries import CERT_MANAGER_VERSION, Binaries
 from tests.testenv.errors import ClusterEnvError, ClusterStartFailed
 from tests.testenv.etcd import Etcd
 from tests.testenv.kubeapi import KubeApi, wait_for
 from tests.testenv.kubeconfig import write_kubeconfig
 from tests.testenv.processes import ManagedProcess, free_port, stop_all, tail
-from tests.testenv.resources import limited_rbac, node, storage_class
+from tests.testenv.resources import cert_manager_deployment, limited_rbac, node, storage_class
 from tests.testenv.spec import ClusterSpec
 
 READY_TIMEOUT = 120.0
@@ -357,6 +357,8 @@ def _create_objects(c: TestCluster, bins: Binaries) -> None:
                     c._check_alive,
                 )
             c._spawn("cert-manager", [str(cm_bin), f"--kubeconfig={c.admin_kubeconfig}"])
+            version = CERT_MANAGER_VERSION.rsplit(" ", 1)[-1]
+            api.apply(cert_manager_deployment(version))
 
 
 def _condition(obj: dict[str, Any] | None, kind: str) -> bool:

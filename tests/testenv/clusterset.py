@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
@@ -38,6 +39,7 @@ from tests.testenv.spec import ClusterSpec
 STATE_FILE = "state.json"
 OWNER_FILE = "owner.pid"
 TMP_PREFIX = "choreoctl-testenv-"
+KEEP_SECONDS = 24 * 3600
 
 
 class ClusterSet:
@@ -107,8 +109,12 @@ class ClusterSet:
             procs.append(self.etcd.process)
         return procs
 
-    def stop(self, remove: bool = False) -> None:
-        """Stop all processes (owned sets only); ``remove`` deletes the run directory."""
+    def stop(self, remove: bool = True) -> None:
+        """Stop all processes (owned sets only) and delete the run directory.
+
+        ``remove=False`` keeps the logs, kubeconfig and state for a post-mortem; the etcd data
+        (~60 MiB each) goes anyway.
+        """
         if not self.owned:
             return
         procs = self.processes()
@@ -120,6 +126,9 @@ class ClusterSet:
         (self.run_dir / OWNER_FILE).unlink(missing_ok=True)
         if remove:
             shutil.rmtree(self.run_dir, ignore_errors=True)
+        else:
+            for data in [self.run_dir / "etcd", *(c.dir / "etcd" for c in self)]:
+                shutil.rmtree(data, ignore_errors=True)
 
     def rss_kib(self) -> dict[str, int]:
         """Resident memory per cluster; the shared etcd is reported as ``"etcd"``."""
@@ -231,7 +240,7 @@ def start_clusters(
     try:
         cs.start_more(specs, bins)
     except BaseException:
-        cs.stop()
+        cs.stop(remove=False)  # keep the logs the error message points to
         raise
     if detached:
         detach(cs.processes())
@@ -244,16 +253,25 @@ def sweep_orphans() -> int:
     A SIGKILLed pytest cannot run its atexit hook; its clusters would run on. Their run
     directories record the owner's PID and every child's PID and executable, so the next
     session stops exactly those (by PID, command line checked) and removes the directory.
+    Run directories kept for a post-mortem are deleted after a day.
     """
     stopped = 0
-    for owner in Path(tempfile.gettempdir()).glob(f"{TMP_PREFIX}*/{OWNER_FILE}"):
-        run_dir = owner.parent
-        text = owner.read_text().strip()
-        if not text.isdigit() or Path(f"/proc/{text}").exists():
+    tmp = Path(tempfile.gettempdir())
+    for run_dir in tmp.glob(f"{TMP_PREFIX}*"):
+        try:  # other sessions create and remove these directories concurrently
+            owner = run_dir / OWNER_FILE
+            if not owner.exists():
+                if time.time() - run_dir.stat().st_mtime > KEEP_SECONDS:
+                    shutil.rmtree(run_dir, ignore_errors=True)
+                continue
+            text = owner.read_text().strip()
+            if not text.isdigit() or Path(f"/proc/{text}").exists():
+                continue
+            if (run_dir / STATE_FILE).exists():
+                stopped += stop_from_state(run_dir)
+            shutil.rmtree(run_dir, ignore_errors=True)
+        except (OSError, ValueError, KeyError):
             continue
-        if (run_dir / STATE_FILE).exists():
-            stopped += stop_from_state(run_dir)
-        shutil.rmtree(run_dir, ignore_errors=True)
     return stopped
 
 

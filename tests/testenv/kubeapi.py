@@ -30,6 +30,7 @@ _PATHS: dict[str, tuple[str, bool]] = {
         "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
         False,
     ),
+    "Deployment": ("/apis/apps/v1/namespaces/{namespace}/deployments", True),
 }
 
 
@@ -75,8 +76,10 @@ class KubeApi:
             _raise_for(r)
 
     def apply(self, obj: dict[str, Any]) -> None:
-        """Server-side apply (forced) of a cluster-scoped object of a kind in _PATHS."""
-        collection, _ = _PATHS[obj["kind"]]
+        """Server-side apply (forced) of an object of a kind in _PATHS."""
+        collection, namespaced = _PATHS[obj["kind"]]
+        if namespaced:
+            collection = collection.format(namespace=obj["metadata"]["namespace"])
         r = self._http.patch(
             f"{collection}/{obj['metadata']['name']}",
             params={"fieldManager": FIELD_MANAGER, "force": "true"},

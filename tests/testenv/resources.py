@@ -91,3 +91,42 @@ def storage_class() -> dict[str, Any]:
         "reclaimPolicy": "Delete",
         "volumeBindingMode": "Immediate",
     }
+
+
+def cert_manager_deployment(version: str) -> dict[str, Any]:
+    """The Deployment a real cert-manager install shows, for the controller we run outside.
+
+    The test clusters run the real cert-manager controller as a local process (kwok
+    nodes run no containers), so the API would show no controller at all; this object
+    gives the cluster the view of a normal installation (labels and image tag as the
+    upstream chart sets them), which is what preflight and doctor read. kwok makes its
+    pod Running; the process outside does the work.
+    """
+    labels = {
+        "app": "cert-manager",
+        "app.kubernetes.io/name": "cert-manager",
+        "app.kubernetes.io/instance": "cert-manager",
+        "app.kubernetes.io/component": "controller",
+        "app.kubernetes.io/version": version,
+    }
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "cert-manager", "namespace": "cert-manager", "labels": labels},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app.kubernetes.io/name": "cert-manager"}},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "cert-manager-controller",
+                            "image": f"jetstack/cert-manager-controller:{version}",
+                            "resources": {"requests": {"cpu": "10m", "memory": "32Mi"}},
+                        }
+                    ]
+                },
+            },
+        },
+    }

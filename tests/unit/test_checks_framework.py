@@ -17,6 +17,7 @@ from choreoctl.checks.framework import (
     Report,
     Status,
     failed,
+    judged,
     passed,
     skipped,
     warned,
@@ -248,3 +249,12 @@ def test_table_is_plain_text_without_a_terminal() -> None:
     assert "        hint: add nodes" in lines
     assert "        see README.md#check-node-count" in lines
     assert lines[-1].startswith("preflight failed: 1 passed, 1 warning(s), 1 failed, 0 skipped")
+
+
+def test_judged_fails_then_warns_then_passes() -> None:
+    out = judged(["a", "b"], ["w"], "fine")
+    assert (out.status, out.reason, out.details) == (Status.fail, "a", ("b", "w"))
+    out = judged([], ["w1", "w2"], "fine")
+    assert (out.status, out.reason, out.details) == (Status.warn, "w1", ("w2",))
+    out = judged([], [], "fine")
+    assert (out.status, out.reason, out.details) == (Status.ok, "fine", ())

@@ -78,3 +78,28 @@ def test_bash_script_completes_in_a_real_bash() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["render"]
+
+
+@pytest.mark.parametrize(
+    ("words", "cword", "expected"),
+    [
+        ("choreoctl render --topology m", "3", ["multi-cluster", "multi-region"]),
+        ("choreoctl install -t s", "3", ["single-cluster"]),
+        ("choreoctl topology show multi-r", "3", ["multi-region"]),
+        ("choreoctl status --topology x", "3", []),
+    ],
+)
+def test_topology_values_complete_built_in_names(
+    words: str, cword: str, expected: list[str]
+) -> None:
+    result = choreoctl(_CHOREOCTL_COMPLETE="complete_bash", COMP_WORDS=words, COMP_CWORD=cword)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == expected
+
+
+def test_help_shows_readable_metavars() -> None:
+    result = choreoctl("install", "--help")
+    assert result.returncode == 0, result.stderr
+    for shown in ("--set PATH=VALUE", "-f, --values FILE", "-t, --topology NAME|FILE"):
+        assert shown in result.stdout
+    assert "list[str]" not in result.stdout

@@ -6,8 +6,9 @@ import json
 
 import pytest
 
-from choreoctl.cli.install import Progress, _options
+from choreoctl.cli.install import _options
 from choreoctl.cli.output import OutputFormat
+from choreoctl.cli.progress import Progress
 from choreoctl.errors import InputError
 from choreoctl.install.diff import unified
 from choreoctl.install.engine import Event, State

@@ -17,6 +17,7 @@ from choreoctl.checks.framework import (
     CheckContext,
     Outcome,
     failed,
+    judged,
     passed,
     skipped,
     warned,
@@ -55,9 +56,7 @@ async def check_agent_pods(ctx: CheckContext) -> Outcome:
             if not pod_ready(pod):
                 phase = (pod.get("status") or {}).get("phase", "?")
                 problems.append(f"{plane.name}: pod {plane.namespace}/{name} is {phase}, not ready")
-    if problems:
-        return failed(problems[0], problems[1:])
-    return passed(f"{seen} agent pod(s) running and ready")
+    return judged(problems, ok=f"{seen} agent pod(s) running and ready")
 
 
 async def check_agent_logs(ctx: CheckContext) -> Outcome:

@@ -11,9 +11,9 @@ from choreoctl.checks.framework import (
     CheckContext,
     Outcome,
     failed,
+    judged,
     passed,
     skipped,
-    warned,
 )
 from choreoctl.planes.crs import API_VERSION, KINDS, org_namespace
 from choreoctl.topology.model import PlaneKind
@@ -132,13 +132,9 @@ async def check_plane_refs(ctx: CheckContext) -> Outcome:
                 )
             elif await ctx.kc.get(store_api, "ClusterSecretStore", store) is None:
                 problems.append(f"{kind} {name}: ClusterSecretStore {store!r} does not exist")
-    if problems:
-        return failed(problems[0], problems[1:] + warnings)
-    if warnings:
-        return warned(warnings[0], warnings[1:])
-    if not checked:
+    if not (problems or warnings or checked):
         return skipped("no plane references another object")
-    return passed(f"{checked} reference(s) resolve")
+    return judged(problems, warnings, f"{checked} reference(s) resolve")
 
 
 CHECKS: tuple[Check, ...] = (

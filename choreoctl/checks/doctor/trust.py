@@ -19,9 +19,9 @@ from choreoctl.checks.framework import (
     CheckContext,
     Outcome,
     failed,
+    judged,
     passed,
     skipped,
-    warned,
 )
 from choreoctl.checks.tlsinspect import expiry_findings
 from choreoctl.errors import TrustError
@@ -56,9 +56,7 @@ async def check_ca_match(ctx: CheckContext) -> Outcome:
                 f"{plane.name}: holds CA {sorted(held)[0][:23]}…, the gateway's is "
                 f"{sorted(current)[0][:23]}…"
             )
-    if problems:
-        return failed(problems[0], problems[1:])
-    return passed(f"{len(planes)} plane(s) hold the gateway's current CA")
+    return judged(problems, ok=f"{len(planes)} plane(s) hold the gateway's current CA")
 
 
 def _wanted_secrets(ctx: CheckContext) -> list[tuple[str, str, bool]]:
@@ -97,11 +95,7 @@ async def check_cert_expiry(ctx: CheckContext) -> Outcome:
         checked += 1
         for f in expiry_findings(pki.load_certs(pem, f"{ns}/{name}")[0], f"{ns}/{name}"):
             (errors if f.fatal else warnings).append(f.message)
-    if errors:
-        return failed(errors[0], errors[1:] + warnings)
-    if warnings:
-        return warned(warnings[0], warnings[1:])
-    return passed(f"{checked} certificate(s) valid for more than 30 days")
+    return judged(errors, warnings, f"{checked} certificate(s) valid for more than 30 days")
 
 
 async def _client_ca(ctx: CheckContext, cr: dict[str, Any]) -> bytes:
@@ -141,9 +135,9 @@ async def check_agent_certs(ctx: CheckContext) -> Outcome:
             pki.verify_client_cert(leaf, bundle)
         except TrustError as e:
             problems.append(f"{plane.name}: {e.message}")
-    if problems:
-        return failed(problems[0], problems[1:])
-    return passed(f"{len(planes)} agent certificate(s) verify against their plane's clientCA")
+    return judged(
+        problems, ok=f"{len(planes)} agent certificate(s) verify against their plane's clientCA"
+    )
 
 
 async def check_gateway_sans(ctx: CheckContext) -> Outcome:

@@ -14,6 +14,7 @@ from choreoctl.checks.framework import (
     CheckContext,
     Outcome,
     failed,
+    judged,
     passed,
     skipped,
 )
@@ -69,9 +70,7 @@ async def check_deployments(ctx: CheckContext) -> Outcome:
                 f"{ns}/{name}: {status.get('availableReplicas', 0)}/"
                 f"{(dep.get('spec') or {}).get('replicas', 1)} available ({why})"
             )
-    if problems:
-        return failed(problems[0], problems[1:])
-    return passed(f"{len(found)} Deployment(s) Available ({len(expected)} rendered)")
+    return judged(problems, ok=f"{len(found)} Deployment(s) Available ({len(expected)} rendered)")
 
 
 async def check_pvcs(ctx: CheckContext) -> Outcome:

@@ -15,6 +15,7 @@ from choreoctl.checks.framework import (
     CheckContext,
     Outcome,
     failed,
+    judged,
     passed,
     skipped,
     warned,
@@ -230,12 +231,10 @@ async def check_byo_tls(ctx: CheckContext) -> Outcome:
             continue
         errors += [f"{plane.name}: {f.message}" for f in findings if f.fatal]
         warnings += [f"{plane.name}: {f.message}" for f in findings if not f.fatal]
-    if errors:
-        return failed(errors[0], errors[1:] + warnings)
-    if warnings:
-        return warned(warnings[0], warnings[1:])
     names = ", ".join(p.name for p in planes)
-    return passed(f"certificates of {names}: key matches, names covered, chain verifies")
+    return judged(
+        errors, warnings, f"certificates of {names}: key matches, names covered, chain verifies"
+    )
 
 
 CHECKS: tuple[Check, ...] = (

@@ -15,6 +15,8 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from aiohttp import WSMsgType
+
 from choreoctl.runtime import protocol as p
 from choreoctl.runtime.jsonlog import fields
 
@@ -57,6 +59,7 @@ class AgentConn:
         fingerprint: str,
         *,
         extension: bool,
+        binary: bool = False,
         max_inflight: int = 256,
         send_timeout: float = 10.0,
     ) -> None:
@@ -67,6 +70,7 @@ class AgentConn:
         self.cert_not_after = cert_not_after
         self.fingerprint = fingerprint
         self.extension = extension
+        self.binary = binary  # stream data may come as binary frames
         self.authorized: set[CRKey] = set()
         self.connected_at = dt.datetime.now(dt.UTC)
         self.last_seen = time.monotonic()
@@ -90,7 +94,8 @@ class AgentConn:
         try:
             async with asyncio.timeout(self.send_timeout):
                 async with self._lock:
-                    await self.ws.send_str(p.encode(msg))
+                    # already UTF-8: no str round trip for a megabyte of base64
+                    await self.ws.send_frame(p.encode_bytes(msg), WSMsgType.TEXT)
         except (TimeoutError, ConnectionError, RuntimeError) as e:
             await self.close(1011, "send failed")
             raise TunnelClosed(self.id) from e
@@ -156,24 +161,36 @@ class AgentConn:
             elif stream is not None and not stream.status.done():
                 stream.status.set_result(msg)
         elif isinstance(msg, p.Chunk):
-            stream = self._streams.get(msg.request_id)
-            if stream is None or stream.closed:
-                return  # late chunk of a finished or cancelled stream
-            if not stream.status.done():
-                stream.status.set_result(p.Response(msg.request_id, 200))
-            stream.received += len(msg.data)
-            if stream.window and stream.received > stream.granted + p.CHUNK_SIZE:
-                log.warning("agent overran its stream window", extra=fields(agent=self.id))
-                stream.closed = True
-                stream.chunks.put_nowait(None)
-                asyncio.ensure_future(self.send(p.Chunk(msg.request_id, is_close=True)))
-                return
-            if msg.data:
-                stream.chunks.put_nowait(msg.data)
-            if msg.is_close:
-                stream.closed = True
-                stream.chunks.put_nowait(None)
+            self._chunk(msg)
         # Requests and credits never come from an agent: ignore them.
+
+    def dispatch_binary(self, frame: bytes) -> None:
+        """Route one binary data frame (choreoctl extension); malformed ones are dropped."""
+        try:
+            msg = p.decode_binary(frame)
+        except p.ProtocolError as e:
+            log.warning("dropped malformed frame", extra=fields(agent=self.id, error=str(e)))
+            return
+        self._chunk(msg)
+
+    def _chunk(self, msg: p.Chunk) -> None:
+        stream = self._streams.get(msg.request_id)
+        if stream is None or stream.closed:
+            return  # late chunk of a finished or cancelled stream
+        if not stream.status.done():
+            stream.status.set_result(p.Response(msg.request_id, 200))
+        stream.received += len(msg.data)
+        if stream.window and stream.received > stream.granted + p.CHUNK_SIZE:
+            log.warning("agent overran its stream window", extra=fields(agent=self.id))
+            stream.closed = True
+            stream.chunks.put_nowait(None)
+            asyncio.ensure_future(self.send(p.Chunk(msg.request_id, is_close=True)))
+            return
+        if msg.data:
+            stream.chunks.put_nowait(msg.data)
+        if msg.is_close:
+            stream.closed = True
+            stream.chunks.put_nowait(None)
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         """Close the WebSocket and fail everything that waits on it."""

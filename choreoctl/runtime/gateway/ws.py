@@ -79,6 +79,9 @@ async def handle(request: web.Request) -> web.StreamResponse:
     extension = request.headers.get(p.EXTENSION_HEADER) == p.EXTENSION_VERSION
     if extension:
         ws.headers[p.EXTENSION_HEADER] = p.EXTENSION_VERSION
+    binary = extension and request.headers.get(p.BINARY_HEADER) == "1"
+    if binary:
+        ws.headers[p.BINARY_HEADER] = "1"
     await ws.prepare(request)
     conn = AgentConn(
         ws,
@@ -87,6 +90,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
         cert.not_valid_after_utc,
         pki.fingerprint(cert),
         extension=extension,
+        binary=binary,
         max_inflight=gw.config.max_inflight_per_agent,
     )
     gw.registry.add(conn, cert, granted)
@@ -112,7 +116,11 @@ async def handle(request: web.Request) -> web.StreamResponse:
             elif msg.type is WSMsgType.PING:
                 await ws.pong(msg.data)
             elif msg.type is WSMsgType.BINARY:
-                log.warning("dropped binary frame", extra=fields(agent=conn.id))
+                gw.bytes.inc(len(msg.data), direction="from_agent")
+                if conn.binary:
+                    conn.dispatch_binary(msg.data)
+                else:
+                    log.warning("dropped binary frame", extra=fields(agent=conn.id))
             elif msg.type is WSMsgType.ERROR:
                 log.warning(
                     "agent connection error", extra=fields(agent=conn.id, error=str(ws.exception()))

@@ -1,0 +1,132 @@
+"""A lean aiohttp transport for forwarding requests byte for byte (the cluster agent's path).
+
+Why a second transport under :class:`~choreoctl.kube.client.KubeClient`: the agent relays
+every tunnelled request to its API server, and httpx spends ~0.9 ms CPU per request
+there against ~0.15 ms for aiohttp (measured in-process, same server). Only the raw
+relay uses it — status, headers as sent, the body undecoded and streamed as it arrives;
+the typed verbs stay on httpx. Credentials, TLS verification and timeouts are the
+client's own (the same ``SSLContext`` and token); transport failures become
+:class:`~choreoctl.errors.ClusterUnreachable` like httpx's do.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import AsyncIterator, Mapping
+from typing import TYPE_CHECKING
+
+from choreoctl.errors import ClusterUnreachable
+
+if TYPE_CHECKING:
+    import aiohttp
+
+
+class RawResponse:
+    """An open upstream response: status, headers in wire order, the body as it arrives.
+
+    Always :meth:`close` it (``async with`` does).
+    """
+
+    def __init__(self, resp: aiohttp.ClientResponse, source: str) -> None:
+        self._resp = resp
+        self._source = source
+        self.status_code = resp.status
+
+    @property
+    def headers(self) -> list[tuple[str, str]]:
+        """Every response header, repeated names kept (as sent, minus aiohttp's folding)."""
+        return list(self._resp.headers.items())
+
+    async def iter_raw(self) -> AsyncIterator[bytes]:
+        """Body bytes as they come off the socket (no decoding, no re-chunking)."""
+        import aiohttp
+
+        try:
+            async for chunk in self._resp.content.iter_any():
+                yield chunk
+        except (aiohttp.ClientError, OSError) as e:
+            raise ClusterUnreachable(
+                f"{self._source}: the API server broke off the response: {e or type(e).__name__}",
+                hint="check the API server's health",
+            ) from e
+
+    async def close(self) -> None:
+        """Give the connection back (or drop it when the body was not read to the end)."""
+        self._resp.release()
+
+    async def __aenter__(self) -> RawResponse:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+class RawTransport:
+    """One aiohttp session to one API server, created on first use."""
+
+    def __init__(self, server: str, tls: ssl.SSLContext | bool, timeout: float, name: str) -> None:
+        self.server = server
+        self.name = name
+        self._tls: ssl.SSLContext | bool = tls if server.startswith("https") else False
+        self._timeout = timeout
+        self._session: aiohttp.ClientSession | None = None
+
+    def _open_session(self) -> aiohttp.ClientSession:
+        import aiohttp
+
+        connector = aiohttp.TCPConnector(ssl=self._tls, limit=100, enable_cleanup_closed=False)
+        return aiohttp.ClientSession(
+            connector=connector,
+            auto_decompress=False,  # relay the bytes as the API server sent them
+            trust_env=False,  # like the httpx client: no proxy between agent and API server
+            # like httpx: no invented Content-Type for a body the caller did not type
+            skip_auto_headers=("Content-Type",),
+            headers={"User-Agent": "choreoctl"},
+        )
+
+    async def open(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        content: bytes | None,
+        timeout: float | None,
+    ) -> RawResponse:
+        """Send a request (``url`` is path plus query) and return once the headers arrived.
+
+        ``timeout`` bounds connecting and each read (``None``: a watch may stay silent).
+        """
+        import aiohttp
+
+        if self._session is None:
+            self._session = self._open_session()
+        t = aiohttp.ClientTimeout(
+            total=None,
+            sock_connect=self._timeout,
+            sock_read=timeout,
+        )
+        try:
+            resp = await self._session.request(
+                method,
+                self.server + url,
+                headers=dict(headers),
+                data=content,
+                timeout=t,
+                allow_redirects=False,
+            )
+        except TimeoutError as e:
+            raise ClusterUnreachable(
+                f"{self.name}: no answer from {self.server} ({type(e).__name__})",
+                hint="check that the API server is up and reachable from here",
+            ) from e
+        except (aiohttp.ClientError, OSError, ValueError) as e:
+            raise ClusterUnreachable(
+                f"{self.name}: cannot reach {self.server}: {e or type(e).__name__}",
+                hint="check the kubeconfig server address, the network and the cluster",
+            ) from e
+        return RawResponse(resp, self.name)
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
