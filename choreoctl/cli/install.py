@@ -128,14 +128,6 @@ def _options(
     )
 
 
-def _run(
-    topo: Topology,
-    kubeconfig: str | None,
-    work: Callable[[Mapping[str, KubeClient]], Awaitable[Any]],
-) -> Any:
-    return with_clients(topo, kubeconfig, None, work)
-
-
 def _apply(
     topo: Topology,
     kubeconfig: str | None,
@@ -154,7 +146,9 @@ def _apply(
 
     check = (lambda: preflight_gate(topo, kubeconfig)) if preflight else None
     with Progress(output, title) as progress:
-        result = _run(topo, kubeconfig, lambda clients: run(clients, progress.on_event, check))
+        result = with_clients(
+            topo, kubeconfig, None, lambda clients: run(clients, progress.on_event, check)
+        )
     data = result.as_dict()
     if output is OutputFormat.table:
         draw(console(), data)
@@ -353,7 +347,7 @@ def register(app: typer.Typer) -> None:
             record = await RecordStore(clients[control.cluster], control.namespace).load()
             return await run_diff(rendered, clients, record=record, force_conflicts=force_conflicts)
 
-        diffs = [d.as_dict() for d in _run(topo, kubeconfig, work)]
+        diffs = [d.as_dict() for d in with_clients(topo, kubeconfig, None, work)]
         emit(diffs, output, lambda c: _draw_diff(c, diffs))
         if any(d["action"] != "unchanged" for d in diffs):
             raise typer.Exit(1)
@@ -394,9 +388,10 @@ def register(app: typer.Typer) -> None:
             if output is OutputFormat.table and not interactive():
                 out.print(message, soft_wrap=True, markup=False, highlight=False)
 
-        result = _run(
+        result = with_clients(
             topo,
             kubeconfig,
+            None,
             lambda clients: run_uninstall(
                 topo, clients, delete_data=delete_data, dry_run=dry_run, report=report
             ),

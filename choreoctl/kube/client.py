@@ -5,6 +5,8 @@ slow to import; choreoctl needs a few generic verbs (get, list, watch, server-si
 apply, delete, raw requests) for any kind, including CRDs, from asyncio code that runs
 many clusters at once. Kinds are resolved to URL paths through API discovery, cached
 per client. Every failure becomes a :class:`~choreoctl.errors.ClusterError`.
+Relaying a request byte for byte (the cluster agent) goes through :meth:`KubeClient.open_raw`
+on a leaner aiohttp transport (:mod:`choreoctl.kube.raw`) with the same credentials.
 """
 
 from __future__ import annotations

@@ -27,6 +27,8 @@ from choreoctl.kube.client import KubeClient
 from choreoctl.topology.loader import load_topology
 from choreoctl.topology.model import TLS, PlaneKind, TLSIssuer, Topology
 from tests.testenv import TestCluster
+from tests.testenv.kubeapi import FIELD_MANAGER
+from tests.testenv.resources import cert_manager_deployment
 
 pytestmark = pytest.mark.cluster
 
@@ -62,7 +64,7 @@ def _deployment(ns: str, version: str) -> dict[str, object]:
                     "containers": [
                         {
                             "name": "c",
-                            "image": f"quay.io/jetstack/cert-manager-controller:{version}",
+                            "image": f"jetstack/cert-manager-controller:{version}",
                         }
                     ]
                 },
@@ -71,36 +73,57 @@ def _deployment(ns: str, version: str) -> dict[str, object]:
     }
 
 
+async def _wait_version(kc: KubeClient, ns: str, version: str) -> None:
+    for _ in range(100):
+        dep = await kc.get("apps/v1", "Deployment", "cert-manager", ns)
+        labels = (dep or {}).get("metadata", {}).get("labels", {})
+        available = (dep or {}).get("status", {}).get("availableReplicas")
+        if available and labels.get("app.kubernetes.io/version") == version:
+            return
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"Deployment {ns}/cert-manager never became available at {version}")
+
+
 async def test_cert_manager_detection(cluster: TestCluster, kc: KubeClient) -> None:
     if cluster.spec.cert_manager is False:
         pytest.skip("cert-manager is not built for the test clusters (see tests/testenv)")
     topo = with_context(load_topology("single-cluster"), cluster.context)
     ctx = ctx_for(topo, kc)
-    # The test clusters run the real controller as a process: no Deployment, no lease.
+    # The test cluster shows cert-manager as a normal install does (a labelled Deployment
+    # in namespace cert-manager) while the real controller runs as a local process.
     seen = await check_cert_manager(ctx)
-    assert seen.status is Status.fail, seen
-    assert "no controller was found" in seen.reason
+    assert seen.status is Status.ok, seen
+    assert "v1.21.2" in seen.reason
     probed = await check_cert_manager(ctx_for(topo, kc, probe=True))
-    assert probed.status is Status.warn, probed
-    assert "issued a probe Certificate" in probed.reason
-    ns = f"cm-{uuid.uuid4().hex[:6]}"
-    await kc.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+    assert probed.status is Status.ok, probed
+    # The version rule and the "no controller" path, on the same Deployment, restored after.
     try:
         for version, status in (("v1.11.4", Status.fail), ("v1.21.2", Status.ok)):
-            await kc.apply(_deployment(ns, version), force=True)
-            for _ in range(100):
-                dep = await kc.get("apps/v1", "Deployment", "cert-manager", ns)
-                labels = (dep or {}).get("metadata", {}).get("labels", {})
-                if (dep or {}).get("status", {}).get("availableReplicas") and labels.get(
-                    "app.kubernetes.io/version"
-                ) == version:
-                    break
-                await asyncio.sleep(0.2)
+            await kc.apply(_deployment("cert-manager", version), force=True)
+            await _wait_version(kc, "cert-manager", version)
             out = await check_cert_manager(ctx_for(topo, kc))
             assert out.status is status, out
             assert version in out.reason
+        await kc.delete("apps/v1", "Deployment", "cert-manager", "cert-manager")
+        for _ in range(50):
+            if await kc.get("apps/v1", "Deployment", "cert-manager", "cert-manager") is None:
+                break
+            await asyncio.sleep(0.2)
+        gone = await check_cert_manager(ctx)
+        assert gone.status is Status.fail, gone
+        assert "no controller was found" in gone.reason
+        outside = await check_cert_manager(ctx_for(topo, kc, probe=True))
+        assert outside.status is Status.warn, outside
+        assert "issued a probe Certificate" in outside.reason
     finally:
-        await kc.delete("v1", "Namespace", ns)
+        # Put back exactly what the test environment creates, owned by its field manager.
+        await kc.delete("apps/v1", "Deployment", "cert-manager", "cert-manager")
+        for _ in range(50):
+            if await kc.get("apps/v1", "Deployment", "cert-manager", "cert-manager") is None:
+                break
+            await asyncio.sleep(0.2)
+        await kc.apply(cert_manager_deployment("v1.21.2"), field_manager=FIELD_MANAGER, force=True)
+        await _wait_version(kc, "cert-manager", "v1.21.2")
     own = TLS(issuer=TLSIssuer.byo, secret_name="x")
     planes = tuple(dataclasses.replace(p, tls=own) for p in topo.planes)
     byo = dataclasses.replace(topo, planes=planes, trust_issuer=TLSIssuer.choreoctl)

@@ -16,7 +16,9 @@ from hypothesis import strategies as st
 from choreoctl.runtime import protocol as p
 
 _ids = st.text(st.characters(min_codepoint=33, max_codepoint=126), min_size=1, max_size=40)
-_payloads = st.binary(max_size=9000) | st.integers(4000, 70000).map(lambda n: bytes(n % 251 for n in range(n)))
+_payloads = st.binary(max_size=9000) | st.integers(4000, 70000).map(
+    lambda n: bytes(n % 251 for n in range(n))
+)
 
 
 @settings(max_examples=150, deadline=None)
@@ -31,7 +33,8 @@ def test_spliced_frames_match_the_json_path(rid: str, data: bytes, chunk: bool) 
     assert p.decode(text) == msg
     # OpenChoreo's (Go's) layout puts the byte field elsewhere: the JSON path parses it
     d = json.loads(text)
-    reordered = json.dumps({"data" if chunk else "body": d.pop("data" if chunk else "body"), **d})
+    key = "data" if chunk else "body"
+    reordered = json.dumps({key: d.pop(key, ""), **d})
     assert p.decode(reordered) == msg
 
 
@@ -76,7 +79,9 @@ def test_binary_chunks_round_trip(rid: str, data: bytes) -> None:
     assert p.decode_binary(p.encode_binary(p.Chunk(rid, data))) == p.Chunk(rid, data)
 
 
-@pytest.mark.parametrize("frame", [b"", b"\x00abc", b"\x05ab", b"\x02\xff\xfe", b"\xc8" + b"x" * 300])
+@pytest.mark.parametrize(
+    "frame", [b"", b"\x00abc", b"\x05ab", b"\x02\xff\xfe", b"\xc8" + b"x" * 300]
+)
 def test_malformed_binary_frames_are_refused(frame: bytes) -> None:
     with pytest.raises(p.ProtocolError):
         p.decode_binary(frame)

@@ -68,7 +68,7 @@ def test_set_paths_types_and_lists() -> None:
             "spec.planes.observability.components.opensearch.replicas=3",
             "spec.planes.observability.components.opensearch.storage=50Gi",
             "spec.gateway.extraSANs=[gw.example.net, 10.0.0.7]",
-            "spec.images.digests.ghcr\\.io/openchoreo/choreoctl=sha256:" + "a" * 64,
+            "spec.images.digests.registry\\.example\\.com/openchoreo/choreoctl=sha256:" + "a" * 64,
             "spec.images.tag='1.10'",
             "spec.organization.environments[5]={name: qa, dataPlane: apac, dnsPrefix: qa}",
         ],
@@ -78,7 +78,7 @@ def test_set_paths_types_and_lists() -> None:
     assert (opensearch.replicas, opensearch.storage) == (3, "50Gi")
     assert opensearch.resources == defaults.COMPONENTS[PlaneKind.observability][0].resources
     assert t.gateway.extra_sans == ("gw.example.net", "10.0.0.7")
-    assert t.images.digests == {"ghcr.io/openchoreo/choreoctl": "sha256:" + "a" * 64}
+    assert t.images.digests == {"registry.example.com/openchoreo/choreoctl": "sha256:" + "a" * 64}
     assert t.images.tag == "1.10"
     assert t.environments[-1].name == "qa"
 
