@@ -57,7 +57,7 @@ class ChoreoError(Exception):
 
     message: str
     hint: str = ""
-    reference: str = "error"
+    reference: str = "errors-and-hints"
     problems: Sequence[Problem] = field(default_factory=tuple)
     exit_code: int = 1
 
