@@ -281,7 +281,13 @@ def _plane_step(s: Session, step_id: str, ps: PlaneSet, deps: tuple[str, ...]) -
             return text
         report("registering with the control plane")
         t0 = time.monotonic()
-        await register(s.topology, plane, s.clients, s.options.wait_agents, s.options.timeout)
+        try:
+            await register(s.topology, plane, s.clients, s.options.wait_agents, s.options.timeout)
+        except BaseException as e:
+            # The apply half recorded the step done; say it is not (e.g. the plane's
+            # cluster went away), so the record matches what the run reports.
+            await s.finish(step_id, "failed", str(e) or type(e).__name__)
+            raise
         s.timings["hooks"] += time.monotonic() - t0
         from choreoctl.planes.crs import API_VERSION, kind_of, org_namespace
 

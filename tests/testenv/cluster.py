@@ -125,6 +125,23 @@ class TestCluster:
         """SIGKILL the API server (for tests of the unreachable-cluster path)."""
         self._process("kube-apiserver").kill()
 
+    def start_apiserver(self) -> None:
+        """Bring back an API server stopped by :meth:`kill_apiserver` (a cluster that went
+        away and returns): the same command line, so the same port, etcd prefix, serving
+        certificates and tokens. Controller-manager, scheduler, kwok, cert-manager and the
+        LoadBalancer allocator reconnect by themselves if it was gone less than ~30 s."""
+        old = self._process("kube-apiserver")
+        if old.alive():
+            raise ClusterEnvError(f"the API server of cluster {self.name} is still running")
+        self._spawn("kube-apiserver", old.argv)
+        wait_for(f"{self.server}/readyz", self._apiserver_ready, READY_TIMEOUT, self._check_alive)
+
+    def _apiserver_ready(self) -> bool:
+        if self.ca_file is None or not self.ca_file.exists():
+            return False
+        with self.api() as api:
+            return api.request("GET", "/readyz").status_code == 200
+
     def kill_etcd(self) -> None:
         """SIGKILL this cluster's own etcd (only with ``ClusterSpec(own_etcd=True)``)."""
         if self.own_etcd is None:
@@ -254,14 +271,7 @@ def _start_apiserver(c: TestCluster, bins: Binaries, sa_key: Path, port: int) ->
             "--profiling=false",
         ],
     )
-
-    def ready() -> bool:
-        if c.ca_file is None or not c.ca_file.exists():
-            return False
-        with c.api() as api:
-            return api.request("GET", "/readyz").status_code == 200
-
-    wait_for(f"{c.server}/readyz", ready, READY_TIMEOUT, c._check_alive)
+    wait_for(f"{c.server}/readyz", c._apiserver_ready, READY_TIMEOUT, c._check_alive)
     write_kubeconfig(c.admin_kubeconfig, [c], limited=False)
 
 
