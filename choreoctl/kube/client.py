@@ -167,7 +167,7 @@ class KubeClient:
             ) from e
         except httpx.TransportError as e:
             raise ClusterUnreachable(
-                f"{self.name}: cannot reach {self.server}: {e or type(e).__name__}",
+                f"{self.name}: cannot reach {self.server}: {str(e) or type(e).__name__}",
                 hint="check the kubeconfig server address, the network and the cluster",
             ) from e
 

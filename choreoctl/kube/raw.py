@@ -46,7 +46,8 @@ class RawResponse:
                 yield chunk
         except (aiohttp.ClientError, OSError) as e:
             raise ClusterUnreachable(
-                f"{self._source}: the API server broke off the response: {e or type(e).__name__}",
+                f"{self._source}: the API server broke off the response: "
+                f"{str(e) or type(e).__name__}",
                 hint="check the API server's health",
             ) from e
 
@@ -121,7 +122,7 @@ class RawTransport:
             ) from e
         except (aiohttp.ClientError, OSError, ValueError) as e:
             raise ClusterUnreachable(
-                f"{self.name}: cannot reach {self.server}: {e or type(e).__name__}",
+                f"{self.name}: cannot reach {self.server}: {str(e) or type(e).__name__}",
                 hint="check the kubeconfig server address, the network and the cluster",
             ) from e
         return RawResponse(resp, self.name)
