@@ -16,10 +16,8 @@ import ssl
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from http import HTTPStatus
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlencode
 
 from choreoctl.errors import ApiError, ApplyConflict, ClusterUnreachable, Problem
 from choreoctl.kube.config import Endpoint, endpoint_from_kubeconfig, endpoint_in_cluster
@@ -29,7 +27,6 @@ if TYPE_CHECKING:
     import httpx
 
 Obj = dict[str, Any]
-_CODES = {int(c) for c in HTTPStatus}
 
 
 @dataclass(frozen=True)
@@ -71,7 +68,6 @@ class KubeClient:
         self._token = token
         self._token_file = token_file
         self._token_read = time.monotonic()
-        self._timeout = timeout
         verify_arg: ssl.SSLContext | bool = False
         if verify:
             ctx = ssl.create_default_context(cafile=ca_file)
@@ -209,35 +205,22 @@ class KubeClient:
         headers = {"Accept": "application/json"}
         if content is not None:
             headers["Content-Type"] = content_type
-        # The typed verbs ride the lean aiohttp transport: httpx costs ~6x the CPU per
-        # request, which is what bounds checks and installs across many clusters.
-        url = f"{path}?{urlencode(params, doseq=True)}" if params else path
-        async with await self.open_raw(
-            method, url, headers=headers, content=content, timeout=self._timeout
-        ) as resp:
-            raw = b"".join([chunk async for chunk in resp.iter_raw()])
-            status = resp.status_code
-        if status == 404 and ok_missing:
+        resp = await self.request(method, path, params=params, headers=headers, content=content)
+        if resp.status_code == 404 and ok_missing:
             return None
-        if status >= 400:
-            raise self._error_from(method, path, status, raw)
-        if not raw:
+        if resp.status_code >= 400:
+            raise self._api_error(method, path, resp)
+        if not resp.content:
             return {}
-        data: Obj = json.loads(raw)
+        data: Obj = resp.json()
         return data
 
     def _api_error(self, method: str, path: str, resp: httpx.Response) -> ApiError:
-        return self._error_from(method, path, resp.status_code, resp.content)
-
-    def _error_from(self, method: str, path: str, code: int, raw: bytes) -> ApiError:
         try:
-            status: Obj = json.loads(raw)
-            if not isinstance(status, dict):
-                raise ValueError
+            status: Obj = resp.json()
         except ValueError:
-            status = {"message": raw[:300].decode("utf-8", "replace")}
-        phrase = HTTPStatus(code).phrase if code in _CODES else f"HTTP {code}"
-        message = str(status.get("message") or phrase)
+            status = {"message": resp.text[:300]}
+        message = str(status.get("message") or resp.reason_phrase)
         reason = str(status.get("reason") or "")
         hint = {
             401: "the credentials were refused: refresh the kubeconfig token or certificate",
@@ -245,8 +228,8 @@ class KubeClient:
             404: "the object or its kind does not exist in this cluster",
             409: "another writer changed or owns this object; retry, or use --force-conflicts",
             422: "the object was rejected by the schema or a validation rule",
-        }.get(code, "")
-        if code == 409 and reason == "Conflict" and "conflict" in message.lower():
+        }.get(resp.status_code, "")
+        if resp.status_code == 409 and reason == "Conflict" and "conflict" in message.lower():
             causes = status.get("details", {}).get("causes", []) or []
             lines = [f"{c.get('field', '?')}: {c.get('message', '')}" for c in causes]
             return ApplyConflict(
@@ -258,9 +241,9 @@ class KubeClient:
                 problems=tuple(Problem(line) for line in lines),
             )
         return ApiError(
-            f"{self.name}: {method} {path}: {code} {message}",
+            f"{self.name}: {method} {path}: {resp.status_code} {message}",
             hint=hint,
-            status=code,
+            status=resp.status_code,
             reason=reason,
         )
 
