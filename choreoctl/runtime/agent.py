@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import signal
 from dataclasses import dataclass
 
 import aiohttp
@@ -26,6 +25,7 @@ from choreoctl.runtime.agent_dial import client_context, dial, files_present
 from choreoctl.runtime.agent_exec import Credit, Executor
 from choreoctl.runtime.backoff import Backoff
 from choreoctl.runtime.jsonlog import fields
+from choreoctl.runtime.lifecycle import stop_on_signals
 from choreoctl.runtime.metrics import Registry as Metrics
 
 log = logging.getLogger("choreoctl.agent")
@@ -303,13 +303,7 @@ class Agent:
 
 async def run(config: AgentConfig, executor: Executor, stop: asyncio.Event | None = None) -> None:
     """Run an agent until SIGTERM/SIGINT (or ``stop``)."""
-    stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        try:
-            loop.add_signal_handler(sig, stop.set)
-        except (NotImplementedError, RuntimeError):
-            pass
+    stop = stop_on_signals(stop)
     agent = Agent(config, executor)
     runner = await agent.serve_health()
     try:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-import signal
 import ssl
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -31,6 +30,7 @@ from choreoctl.errors import ChoreoError, RuntimeFailure
 from choreoctl.runtime.backoff import Backoff
 from choreoctl.runtime.config import API_VERSION, PLANE_KINDS
 from choreoctl.runtime.jsonlog import fields
+from choreoctl.runtime.lifecycle import stop_on_signals
 
 if TYPE_CHECKING:
     from choreoctl.kube.client import KubeClient
@@ -316,13 +316,7 @@ async def run(
     config: ControllerConfig, kube: KubeClient, stop: asyncio.Event | None = None
 ) -> None:
     """Run the controller until SIGTERM/SIGINT (or ``stop``)."""
-    stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        try:
-            loop.add_signal_handler(sig, stop.set)
-        except (NotImplementedError, RuntimeError):
-            pass
+    stop = stop_on_signals(stop)
     ctl = Controller(config, kube)
     runner = await ctl.serve_health()
     try:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -26,6 +25,7 @@ from choreoctl.runtime.gateway.auth import AgentTrust, PlaneSource, require_file
 from choreoctl.runtime.gateway.keys import GATEWAY
 from choreoctl.runtime.gateway.registry import Registry
 from choreoctl.runtime.jsonlog import fields
+from choreoctl.runtime.lifecycle import stop_on_signals
 from choreoctl.runtime.metrics import Labels
 from choreoctl.runtime.metrics import Registry as Metrics
 
@@ -183,13 +183,7 @@ async def serve(
     config: GatewayConfig, source: PlaneSource, stop: asyncio.Event | None = None
 ) -> None:
     """Run a gateway until SIGTERM/SIGINT (or ``stop`` is set), then drain and exit."""
-    stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        try:
-            loop.add_signal_handler(sig, stop.set)
-        except (NotImplementedError, RuntimeError):
-            pass
+    stop = stop_on_signals(stop)
     gw = Gateway(config, source)
     await gw.start()
     try:
