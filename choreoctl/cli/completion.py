@@ -2,20 +2,18 @@
 
 The scripts call ``choreoctl`` back with ``_CHOREOCTL_COMPLETE=complete_<shell>``; typer
 answers that before any command runs. typer's completion classes (click
-``ShellComplete`` subclasses) are registered only when such a request comes in, so
-normal runs and ``--help`` do not pay for them.
+``ShellComplete`` subclasses) are registered only when such a request comes in (see
+``choreoctl.cli.app.main``), so normal runs and ``--help`` do not pay for them.
 """
 
 from __future__ import annotations
 
 import enum
-import os
 import sys
 
 import typer
 
 PROG_NAME = "choreoctl"
-COMPLETE_VAR = "_CHOREOCTL_COMPLETE"
 
 
 class Shell(enum.StrEnum):
@@ -26,10 +24,12 @@ class Shell(enum.StrEnum):
     fish = "fish"
 
 
-def completion_script(app: typer.Typer, shell: Shell) -> str:
-    """The completion script for ``shell``, for the app's full command tree."""
+def completion_script(shell: Shell) -> str:
+    """The completion script for ``shell``: it calls choreoctl back on every <TAB>."""
     from typer._click.shell_completion import get_completion_class
     from typer._completion_classes import completion_init
+
+    from choreoctl.cli.app import COMPLETE_VAR, app
 
     completion_init()
     cls = get_completion_class(shell.value)
@@ -41,11 +41,7 @@ def completion_script(app: typer.Typer, shell: Shell) -> str:
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``completion``; answer completion requests with typer's shell classes."""
-    if os.environ.get(COMPLETE_VAR):
-        from typer._completion_classes import completion_init
-
-        completion_init()
+    """Add ``completion`` to the app."""
 
     @app.command()
     def completion(shell: Shell) -> None:
@@ -56,4 +52,4 @@ def register(app: typer.Typer) -> None:
             choreoctl completion zsh > "${fpath[1]}/_choreoctl"
             choreoctl completion fish > ~/.config/fish/completions/choreoctl.fish
         """
-        sys.stdout.write(completion_script(app, shell))
+        sys.stdout.write(completion_script(shell))
