@@ -5,6 +5,11 @@ and proxy requests, waits for in-flight requests (up to ``drain_timeout``), then
 every agent with code 1012 (service restart), which choreoctl agents answer with a
 prompt reconnect instead of a backoff.
 
+Every port bounds what a silent or slow client can hold: a TLS handshake must finish
+within ``handshake_timeout`` and a request's headers must arrive within
+``header_timeout`` of the connection opening (or of the previous response, on a
+keep-alive connection), so a slowloris client costs one socket for seconds, not forever.
+
 Each TLS connection of asyncio carries a 256 KiB read buffer
 (``asyncio.sslproto.SSLProtocol.max_size``); an idle agent needs almost none of it, so
 the gateway lowers it to :data:`TLS_READ_BUFFER` (measured in README "Benchmarks").
@@ -49,9 +54,31 @@ class GatewayConfig:
     heartbeat_timeout: float = 90.0  # --heartbeat-timeout
     request_timeout: float = 30.0
     drain_timeout: float = 20.0
+    handshake_timeout: float = 10.0  # TLS handshake, from TCP accept
+    header_timeout: float = 15.0  # request headers complete; also the keep-alive idle limit
     max_inflight_per_agent: int = 256
     max_pending: int = 10_000
     stream_window: int = p.STREAM_WINDOW
+
+
+class _Site(web.TCPSite):
+    """aiohttp's TCP site with a TLS handshake timeout (asyncio's default is 60 s)."""
+
+    handshake_timeout = 10.0
+
+    async def start(self) -> None:
+        await web.BaseSite.start(self)  # registers the site with its runner
+        server = self._runner.server
+        assert server is not None
+        self._server = await asyncio.get_running_loop().create_server(
+            server,
+            self._host,
+            self._port,
+            ssl=self._ssl_context,
+            backlog=self._backlog,
+            reuse_address=self._reuse_address,
+            ssl_handshake_timeout=self.handshake_timeout if self._ssl_context else None,
+        )
 
 
 class Gateway:
@@ -132,9 +159,18 @@ class Gateway:
             (internal, cfg.internal_port, internal_ctx),
             (agents, cfg.port, trust.context),
         ):
-            runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
+            runner = web.AppRunner(
+                app,
+                access_log=None,
+                handle_signals=False,
+                shutdown_timeout=1.0,
+                # aiohttp closes a connection still waiting for a complete request when
+                # this runs out, counted from accept: the header-read timeout.
+                keepalive_timeout=cfg.header_timeout,
+            )
             await runner.setup()
-            site = web.TCPSite(runner, cfg.host, port, ssl_context=ctx, backlog=4096)
+            site = _Site(runner, cfg.host, port, ssl_context=ctx, backlog=4096)
+            site.handshake_timeout = cfg.handshake_timeout
             try:
                 await site.start()
             except OSError as e:
