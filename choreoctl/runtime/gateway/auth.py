@@ -11,6 +11,12 @@ and verify it later" as Go does. Its context instead trusts the union of every C
 any plane CR (it only grows while the process runs); the per-CR check above is the
 authorization. A certificate from a CA no CR names therefore fails the TLS handshake,
 one from a known CA but for another plane's CR gets 401.
+
+A ``clientCA`` held in a Secret (``secretKeyRef``) changes without its CR changing, e.g.
+when a CA is rotated. The gateway re-reads each such Secret by name every
+``secret_poll`` seconds and re-validates live connections when its data changed. It does
+not watch Secrets: its Role may only ``get`` them, so it cannot list or watch the
+namespace's other Secrets (see templates/control-plane/cluster-gateway.yaml.j2).
 """
 
 from __future__ import annotations
@@ -162,46 +168,115 @@ class PlaneSource:
         """Stop following the source."""
 
 
+SecretRef = tuple[str, str, str]  # (namespace, name, key)
+
+
+def secret_ref(obj: dict[str, Any]) -> SecretRef | None:
+    """Where a plane CR's clientCA lives when it is a ``secretKeyRef``, else None."""
+    ca = ((obj.get("spec") or {}).get("clusterAgent") or {}).get("clientCA") or {}
+    ref = ca.get("secretKeyRef") or {}
+    if ca.get("value") or not (ref.get("name") and ref.get("key")):
+        return None
+    namespace = ref.get("namespace") or obj["metadata"].get("namespace", "")
+    return (str(namespace), str(ref["name"]), str(ref["key"]))
+
+
+@dataclass
+class _FromSecret:
+    """A CR whose clientCA is a Secret's key, and that key's data when last read."""
+
+    obj: dict[str, Any]
+    ref: SecretRef
+    data: str | None
+
+
 class KubePlaneSource(PlaneSource):
     """Plane CRs from the control plane's API server: list, then watch, per kind."""
 
-    def __init__(self, kube: KubeClient, resync: float = 300.0) -> None:
+    def __init__(self, kube: KubeClient, resync: float = 300.0, secret_poll: float = 15.0) -> None:
         super().__init__()
         self.kube = kube
         self.resync = resync
+        self.secret_poll = secret_poll
         self.ready = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._listed: set[str] = set()
+        self._from_secret: dict[tuple[str, CRKey], _FromSecret] = {}
 
-    async def _bundle(self, obj: dict[str, Any]) -> tuple[list[x509.Certificate], str]:
-        ns = obj["metadata"].get("namespace", "")
+    async def _secret_data(self, ref: SecretRef) -> tuple[str | None, str]:
+        """The base64 data of the ref's key, or None and why not."""
+        namespace, name, key = ref
+        secret = await self.kube.get("v1", "Secret", name, namespace)
+        if secret is None:
+            return None, f"Secret {namespace}/{name} not found"
+        data = (secret.get("data") or {}).get(key)
+        if not data:
+            return None, f"Secret {namespace}/{name} has no key {key}"
+        return str(data), ""
+
+    async def _bundle(
+        self, obj: dict[str, Any], ref: SecretRef | None
+    ) -> tuple[list[x509.Certificate], str, str | None]:
+        """The CR's clientCA bundle, why it is empty, and the Secret data it came from."""
         ca = ((obj.get("spec") or {}).get("clusterAgent") or {}).get("clientCA") or {}
+        data: str | None = None
         try:
             if ca.get("value"):
-                return pki.load_certs(str(ca["value"]), "spec.clusterAgent.clientCA.value"), ""
-            ref = ca.get("secretKeyRef") or {}
-            if ref.get("name") and ref.get("key"):
-                import base64
+                certs = pki.load_certs(str(ca["value"]), "spec.clusterAgent.clientCA.value")
+                return certs, "", None
+            if ref is None:
+                return [], "spec.clusterAgent.clientCA is not set", None
+            data, problem = await self._secret_data(ref)
+            if data is None:
+                return [], problem, None
+            import base64
 
-                secret = await self.kube.get(
-                    "v1", "Secret", ref["name"], ref.get("namespace") or ns
-                )
-                if secret is None:
-                    return [], f"Secret {ref.get('namespace') or ns}/{ref['name']} not found"
-                raw = (secret.get("data") or {}).get(ref["key"])
-                if not raw:
-                    return [], f"Secret {ref['name']} has no key {ref['key']}"
-                return pki.load_certs(base64.b64decode(raw), f"Secret {ref['name']}"), ""
+            return pki.load_certs(base64.b64decode(data), f"Secret {ref[1]}"), "", data
         except ChoreoError as e:
-            return [], e.message
-        return [], "spec.clusterAgent.clientCA is not set"
+            return [], e.message, data
 
     async def _upsert(self, plane_type: str, obj: dict[str, Any]) -> None:
-        bundle, problem = await self._bundle(obj)
+        ref = secret_ref(obj)
+        bundle, problem, data = await self._bundle(obj, ref)
         md = obj["metadata"]
         cr = PlaneCR(plane_type, md.get("namespace", ""), md["name"], effective_plane_id(obj))
         cr.bundle, cr.problem = bundle, problem
+        if ref is None:
+            self._from_secret.pop((plane_type, cr.key), None)
+        else:
+            self._from_secret[(plane_type, cr.key)] = _FromSecret(obj, ref, data)
         self.put(cr)
+
+    def remove(self, plane_type: str, key: CRKey) -> None:
+        self._from_secret.pop((plane_type, key), None)
+        super().remove(plane_type, key)
+
+    async def recheck_secrets(self) -> int:
+        """Re-read every Secret a clientCA points at; re-admit or drop agents of the CRs
+        whose Secret data changed. Returns how many CRs changed."""
+        by_ref: dict[SecretRef, list[tuple[str, CRKey]]] = {}
+        for user, held in self._from_secret.items():
+            by_ref.setdefault(held.ref, []).append(user)
+        changed = 0
+        for ref, users in by_ref.items():
+            data, _ = await self._secret_data(ref)
+            for plane_type, key in users:
+                now = self._from_secret.get((plane_type, key))
+                if now is not None and now.data != data:
+                    await self._upsert(plane_type, now.obj)
+                    changed += 1
+        return changed
+
+    async def _poll_secrets(self) -> None:
+        while True:
+            await asyncio.sleep(self.secret_poll)
+            try:
+                changed = await self.recheck_secrets()
+            except ChoreoError as e:
+                log.warning("cannot re-read clientCA Secrets", extra=fields(error=e.message))
+                continue
+            if changed:
+                log.info("clientCA Secret changed", extra=fields(crs=changed))
 
     async def refresh(self, plane_type: str) -> None:
         kind = PLANE_KINDS[plane_type]
@@ -251,6 +326,7 @@ class KubePlaneSource(PlaneSource):
 
     async def start(self) -> None:
         self._tasks = [asyncio.create_task(self._follow(t)) for t in PLANE_KINDS]
+        self._tasks.append(asyncio.create_task(self._poll_secrets()))
 
     async def stop(self) -> None:
         for t in self._tasks:
