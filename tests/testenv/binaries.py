@@ -37,6 +37,8 @@ KWOK_STAGES = (
     "pvc-delete",
     "pv-delete",
 )
+# kwok's debugging-server CRDs the clusters enable (files kwok.x-k8s.io_<name>.yaml).
+KWOK_CRDS = ("logs", "clusterlogs", "execs", "clusterexecs")
 BUILD_HINT = "run `bash tests/testenv/build.sh` (about 10 minutes cold, seconds when cached)"
 
 
@@ -58,6 +60,7 @@ class Binaries:
     kwok: Path
     kubectl: Path
     stages: tuple[Path, ...]
+    kwok_crds: tuple[Path, ...]
     cert_manager: Path | None
     cert_manager_crds: tuple[Path, ...]
     cert_manager_error: str
@@ -106,6 +109,9 @@ def locate() -> Binaries:
     stages = tuple(root / "stages" / f"{s}.yaml" for s in KWOK_STAGES)
     if not all(p.exists() for p in stages):
         wrong.append(f"kwok stages in {root / 'stages'}")
+    kwok_crds = tuple(root / "crds" / "kwok" / f"kwok.x-k8s.io_{c}.yaml" for c in KWOK_CRDS)
+    if not all(p.exists() for p in kwok_crds):
+        wrong.append(f"kwok CRDs in {root / 'crds' / 'kwok'}")
     if wrong:
         raise BinariesMissing(
             f"test cluster binaries missing or not at the pinned version in {bin_dir}: "
@@ -131,6 +137,7 @@ def locate() -> Binaries:
         kwok=bin_dir / "kwok",
         kubectl=find_kubectl(),
         stages=stages,
+        kwok_crds=kwok_crds,
         cert_manager=cm,
         cert_manager_crds=crds,
         cert_manager_error=error,

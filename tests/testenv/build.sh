@@ -5,7 +5,7 @@
 # Idempotent: a binary whose --version already reports the pinned version is skipped, so a warm
 # run takes a few seconds. A cold run on 2 cores takes about 10 minutes (see README "Testing").
 # Builds kube-apiserver, kube-controller-manager, kube-scheduler (k8s.io/kubernetes, stamped with
-# their real version), etcd, kwok (+ its Stage files) and cert-manager's controller (+ its CRDs).
+# their real version), etcd, kwok (+ its Stage files and Logs/Exec CRDs) and cert-manager's controller (+ its CRDs).
 # cert-manager is optional: when it fails to build, the reason goes to cert-manager.error in the
 # cache directory, the launcher reports it, and this script still succeeds.
 set -euo pipefail
@@ -87,6 +87,14 @@ for f in node/fast/node-initialize node/heartbeat-with-lease/node-heartbeat-with
   sed "s/'kwok-volume'/'standard'/" "$S/$f.yaml" >"$ROOT/stages/$(basename "$f").yaml"
 done
 log "kwok stages: $(ls "$ROOT/stages" | wc -l) files in $ROOT/stages"
+# The CRDs of kwok's debugging server that the clusters enable (--enable-crds): Logs and
+# ClusterLogs say which file serves a fake pod's logs, Exec and ClusterExec where
+# `kubectl exec` runs (a local command).
+mkdir -p "$ROOT/crds/kwok"
+for c in logs clusterlogs execs clusterexecs; do
+  cp "$KWOK_DIR/kustomize/crd/bases/kwok.x-k8s.io_$c.yaml" "$ROOT/crds/kwok/"
+done
+chmod u+w "$ROOT"/crds/kwok/*.yaml
 
 if build cert-manager-controller "cert-manager-controller $CERT_MANAGER_VERSION" certmanager . \
   2>"$ROOT/cert-manager.error.tmp"; then

@@ -2,8 +2,9 @@
 
 A cluster is kube-apiserver (own port, token auth, RBAC) on a shared or own etcd, then
 kube-controller-manager, kube-scheduler and kwok (fake nodes and pods, PV binding through its
-volume Stages), an optional LoadBalancer allocator helper and an optional cert-manager
-controller. ``start_cluster`` runs in a worker thread per cluster, so N clusters start at once.
+volume Stages, the kubelet API for pod logs and exec on a loopback port: see podlogs.py), an
+optional LoadBalancer allocator helper and an optional cert-manager controller.
+``start_cluster`` runs in a worker thread per cluster, so N clusters start at once.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 import httpx
 import yaml
 
-from tests.testenv.binaries import CERT_MANAGER_VERSION, Binaries
+from tests.testenv.binaries import CERT_MANAGER_VERSION, KWOK_CRDS, Binaries
 from tests.testenv.errors import ClusterEnvError, ClusterStartFailed
 from tests.testenv.etcd import Etcd
 from tests.testenv.kubeapi import KubeApi, wait_for
@@ -64,6 +65,7 @@ class TestCluster:
     own_etcd: Etcd | None = None
     lb_prefix: str = ""
     health_ports: dict[str, int] = field(default_factory=dict)
+    kubelet_port: int = 0  # kwok's kubelet API, advertised by every Node (0: unknown)
 
     @property
     def name(self) -> str:
@@ -268,6 +270,10 @@ def _start_apiserver(c: TestCluster, bins: Binaries, sa_key: Path, port: int) ->
             f"--service-account-signing-key-file={sa_key}",
             "--service-cluster-ip-range=10.96.0.0/16",
             "--allow-privileged=true",
+            # Nodes advertise InternalIP 127.0.0.1 (kwok --node-ip) and kwok's port; their
+            # Hostname address (the node name) resolves nowhere. No kubelet CA: the API
+            # server then accepts kwok's self-signed serving certificate.
+            "--kubelet-preferred-address-types=InternalIP",
             "--profiling=false",
         ],
     )
@@ -302,6 +308,11 @@ def _start_components(c: TestCluster, bins: Binaries, sa_key: Path) -> None:
             "--profiling=false",
         ],
     )
+    # kwok's server loads Logs/Exec objects from these CRDs (watched), so they come first.
+    with c.api() as api:
+        for path in bins.kwok_crds:
+            api.apply(yaml.safe_load(path.read_text()))
+    c.kubelet_port = free_port()
     # kwok reads ~/.kwok/kwok.yaml and KWOK_* variables too; keep both out.
     env = {k: v for k, v in os.environ.items() if not k.startswith("KWOK_")}
     env["HOME"] = str(c.dir)
@@ -315,7 +326,11 @@ def _start_components(c: TestCluster, bins: Binaries, sa_key: Path) -> None:
             "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
             "--node-lease-duration-seconds=40",
             "--cidr=10.244.0.0/16",
-            "--node-ip=10.0.0.1",
+            # The kubelet API (logs, exec) for every fake Node, where the API server reaches it.
+            "--node-ip=127.0.0.1",
+            f"--node-port={c.kubelet_port}",
+            f"--server-address=127.0.0.1:{c.kubelet_port}",
+            "--enable-crds=Logs,ClusterLogs,Exec,ClusterExec",
         ],
         env=env,
     )
@@ -335,7 +350,11 @@ def _start_components(c: TestCluster, bins: Binaries, sa_key: Path) -> None:
             ],
             env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
         )
-    c.health_ports = {"kube-controller-manager": kcm_port, "kube-scheduler": sched_port}
+    c.health_ports = {
+        "kube-controller-manager": kcm_port,
+        "kube-scheduler": sched_port,
+        "kwok": c.kubelet_port,
+    }
 
 
 def _create_objects(c: TestCluster, bins: Binaries) -> None:
@@ -396,6 +415,14 @@ def _wait_ready(c: TestCluster) -> None:
             return len(items) == c.spec.nodes and all(_condition(n, "Ready") for n in items)
 
         wait_for(f"{c.spec.nodes} Ready nodes", nodes_ready, READY_TIMEOUT, c._check_alive)
+        for name in KWOK_CRDS:
+            crd = f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}.kwok.x-k8s.io"
+            wait_for(
+                f"CRD {name}.kwok.x-k8s.io Established",
+                lambda p=crd: _condition(api.get(p), "Established"),  # type: ignore[misc]
+                READY_TIMEOUT,
+                c._check_alive,
+            )
         # KCM creates the default ServiceAccount; pods in "default" are refused until then.
         wait_for(
             "ServiceAccount default/default",

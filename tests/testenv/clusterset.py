@@ -166,6 +166,7 @@ class ClusterSet:
                     "etcd_url": c.etcd_url,
                     "etcd_prefix": c.etcd_prefix,
                     "lb_prefix": c.lb_prefix,
+                    "kubelet_port": c.kubelet_port,
                     "processes": [_proc_state(p) for p in c.all_processes()],
                 }
                 for c in self
@@ -197,6 +198,7 @@ class ClusterSet:
                 etcd_url=entry["etcd_url"],
                 etcd_prefix=entry["etcd_prefix"],
                 lb_prefix=entry["lb_prefix"],
+                kubelet_port=int(entry.get("kubelet_port", 0)),
             )
         return cs
 

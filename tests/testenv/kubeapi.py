@@ -31,6 +31,7 @@ _PATHS: dict[str, tuple[str, bool]] = {
         False,
     ),
     "Deployment": ("/apis/apps/v1/namespaces/{namespace}/deployments", True),
+    "Logs": ("/apis/kwok.x-k8s.io/v1alpha1/namespaces/{namespace}/logs", True),
 }
 
 

@@ -10,6 +10,12 @@ args/env rewritten to the process behind the Service, and the cluster's API addr
 a real ServiceAccount token (TokenRequest) in ``CHOREOCTL_SERVICEACCOUNT_DIR``. So a
 wrong flag, mount or RBAC rule in a chart fails the test that runs it.
 
+Its processes' output is also the pods' logs: for every pod of a played Deployment it
+creates kwok's ``Logs`` object naming a CRI-format copy of the process's log file (kept
+current by :class:`~tests.testenv.podlogs.LogPump`), so ``kubectl logs`` and ``logs -f``
+of that pod show the real output; and an ``Exec`` object, so ``kubectl exec`` runs a
+command in the pod's directory with the process's environment (see podlogs.py).
+
 Like a kubelet it restarts a process whose pod template changed, restarts one that
 exited (capped backoff), refreshes mounted files when their Secret/ConfigMap changes
 (without a restart), and stops a process whose Deployment went away. One process per
@@ -41,6 +47,7 @@ import pytest
 
 from choreoctl.errors import ChoreoError
 from choreoctl.kube.client import KubeClient
+from tests.testenv.podlogs import LogPump, exec_object, logs_object
 from tests.testenv.processes import ManagedProcess, free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -83,6 +90,7 @@ class Pod:
     started_at: float = 0.0
     token_at: float = 0.0
     files: dict[str, bytes] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)  # the running process's environment
 
     @property
     def key(self) -> str:
@@ -91,6 +99,11 @@ class Pod:
     @property
     def log(self) -> Path:
         return self.dir / "log"
+
+    @property
+    def cri_log(self) -> Path:
+        """The CRI-format copy of :attr:`log` that kwok serves as the pod's logs."""
+        return self.dir / "cri" / "container.log"
 
     def state(self) -> dict[str, Any]:
         alive = self.proc is not None and self.proc.alive()
@@ -162,7 +175,10 @@ class Kubelet:
         self.clients: dict[str, KubeClient] = {}
         self.services: dict[str, list[dict[str, Any]]] = {}
         self.deployments: dict[str, list[dict[str, Any]]] = {}
+        self.cluster_pods: dict[str, list[dict[str, Any]]] = {}
         self.errors: dict[str, str] = {}
+        self.pump = LogPump()
+        self._served: set[tuple[str, str, str]] = set()  # (kind, cluster, pod uid)
         self._stop = asyncio.Event()
 
     # -- the loop ----------------------------------------------------------------------
@@ -172,6 +188,7 @@ class Kubelet:
         for name, c in self.clusters.items():
             ca = str(c.ca_file) if c.ca_file else None
             self.clients[name] = KubeClient(c.server, token=c.token, ca_file=ca, name=name)
+        self.pump.start()
         try:
             while not self._stop.is_set():
                 await self.sync_once()
@@ -181,6 +198,7 @@ class Kubelet:
                     pass
         finally:
             await asyncio.to_thread(self._stop_all)
+            await asyncio.to_thread(self.pump.stop)
             for client in self.clients.values():
                 await client.aclose()
 
@@ -194,6 +212,7 @@ class Kubelet:
             try:
                 self.deployments[name] = await client.list("apps/v1", "Deployment")
                 self.services[name] = await client.list("v1", "Service")
+                self.cluster_pods[name] = await client.list("v1", "Pod")
                 self.errors.pop(name, None)
             except ChoreoError as e:
                 self.errors[name] = e.message  # a cluster that went away: keep what runs
@@ -208,6 +227,7 @@ class Kubelet:
                 pod = self.pods.pop(key)
                 if pod.proc is not None:
                     await asyncio.to_thread(pod.proc.stop)
+                self.pump.discard(pod.log)
         for key, (cluster, d) in wanted.items():
             pod = self.pods.get(key)
             if pod is None:
@@ -222,6 +242,39 @@ class Kubelet:
                 await self._converge(self.pods[key], d)
             except ChoreoError as e:
                 self.pods[key].waiting = e.message
+        for key, (_cluster, d) in wanted.items():
+            await self._serve_logs(self.pods[key], d)
+
+    async def _serve_logs(self, pod: Pod, deploy: Mapping[str, Any]) -> None:
+        """Make the process's log the logs of every pod of its Deployment, and exec run
+        with its environment (kwok Logs/Exec objects, owned by their pods so they go with
+        them)."""
+        target = self.pump.add(pod.log, pod.cri_log)
+        selector = (deploy["spec"].get("selector") or {}).get("matchLabels") or {}
+        if not selector:
+            return
+        for p in self.cluster_pods.get(pod.cluster, []):
+            m = p["metadata"]
+            labels = m.get("labels") or {}
+            if m["namespace"] != pod.namespace or any(
+                labels.get(k) != v for k, v in selector.items()
+            ):
+                continue
+            wanted = [("Logs", logs_object(p, target))]
+            if pod.env:
+                wanted.append(("Exec", exec_object(p, pod.dir, pod.env)))
+            for kind, obj in wanted:
+                key = (kind, pod.cluster, m["uid"])
+                if key in self._served:
+                    continue
+                try:
+                    await self.clients[pod.cluster].apply(
+                        obj, field_manager="choreoctl-testenv-kubelet", force=True
+                    )
+                except ChoreoError as e:  # e.g. clusters started before kwok served logs
+                    self.errors[f"{pod.cluster} pod {kind}"] = e.message
+                    continue
+                self._served.add(key)
 
     def _allocate_ports(self, pod: Pod, deploy: Mapping[str, Any]) -> None:
         for container in deploy["spec"]["template"]["spec"]["containers"][:1]:
@@ -259,6 +312,7 @@ class Kubelet:
             return
         argv, env = await self._command(pod, deploy)
         pod.template_hash = spec_hash
+        pod.env = env
         pod.proc = ManagedProcess(f"kubelet {pod.key}", argv, pod.log)
         await asyncio.to_thread(pod.proc.start, env, REPO)
         pod.started_at = loop.time()

@@ -167,6 +167,9 @@ class Gateway:
                 # aiohttp closes a connection still waiting for a complete request when
                 # this runs out, counted from accept: the header-read timeout.
                 keepalive_timeout=cfg.header_timeout,
+                # A client that goes away cancels its handler, so a quiet watch or log
+                # follow ends upstream at once, not at the next chunk (proxy._stream).
+                handler_cancellation=app is internal,
             )
             await runner.setup()
             site = _Site(runner, cfg.host, port, ssl_context=ctx, backlog=4096)
