@@ -104,7 +104,7 @@ def main() -> None:
     print(
         f"  ratio tunnel/direct {ratio:.0%} (goal >= 50%: {'met' if ratio >= 0.5 else 'NOT met'})"
     )
-    print(f"  CPU of gateway + agent per MiB relayed: {r['cpu_ms_per_mib']:.0f} ms")
+    print(f"  CPU of gateway + agent per MiB relayed: {r['cpu_ms_per_mib']:.1f} ms")
     print(f"  load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
 
 

@@ -27,6 +27,7 @@ from choreoctl.runtime.backoff import Backoff
 from choreoctl.runtime.jsonlog import fields
 from choreoctl.runtime.lifecycle import stop_on_signals
 from choreoctl.runtime.metrics import Registry as Metrics
+from choreoctl.runtime.tuning import tune_allocator
 
 log = logging.getLogger("choreoctl.agent")
 CLOSE_RESTART = 1012
@@ -68,6 +69,7 @@ class Agent:
         self._credits: dict[str, Credit] = {}
         self._send_lock = asyncio.Lock()
         self._binary = False  # the gateway takes stream data as binary frames
+        self._last_rx = 0.0  # loop time of the last frame from the gateway
         self.metrics = Metrics()
         self.connects = self.metrics.counter("choreoctl_agent_connects_total", "Successful dials.")
         self.failures = self.metrics.counter("choreoctl_agent_dial_failures_total", "Failed dials.")
@@ -155,26 +157,21 @@ class Agent:
             return delay
 
     async def _serve(self, ws: aiohttp.ClientWebSocketResponse, stop: asyncio.Event) -> int | None:
-        """Read frames until the socket closes, goes silent, or ``stop`` is set."""
-        pinger = asyncio.create_task(self._ping(ws))
-        stopper = asyncio.create_task(stop.wait())
+        """Read frames until the socket closes, goes silent, or ``stop`` is set.
+
+        One plain ``receive()`` per frame: the watchdog task (pings, silence, ``stop``)
+        ends the loop by closing the socket, so a frame costs no task, wait or timer.
+        """
+        loop = asyncio.get_running_loop()
+        self._last_rx = loop.time()
+        ended: list[str] = []  # why the watchdog closed the socket
+        watchdog = asyncio.create_task(self._watchdog(ws, stop, ended))
         try:
             while True:
-                recv = asyncio.create_task(ws.receive())
-                done, _ = await asyncio.wait(
-                    {recv, stopper},
-                    timeout=self.config.heartbeat_timeout,
-                    return_when=asyncio.FIRST_COMPLETED,
-                )
-                if recv not in done:
-                    recv.cancel()
-                    if stopper in done:
-                        return None
-                    log.warning(
-                        "no frame from the gateway within the heartbeat timeout; reconnecting"
-                    )
+                msg = await ws.receive()
+                self._last_rx = loop.time()
+                if ended:
                     return None
-                msg = recv.result()
                 if msg.type is aiohttp.WSMsgType.TEXT:
                     self._dispatch(ws, msg.data)
                 elif msg.type is aiohttp.WSMsgType.PING:
@@ -189,17 +186,42 @@ class Agent:
                     log.warning("connection error", extra=fields(error=str(ws.exception())))
                     return None
         finally:
-            pinger.cancel()
-            stopper.cancel()
+            if ended:
+                await watchdog  # it is closing the socket: let it finish
+            else:
+                watchdog.cancel()
 
-    async def _ping(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+    async def _watchdog(
+        self, ws: aiohttp.ClientWebSocketResponse, stop: asyncio.Event, ended: list[str]
+    ) -> None:
+        """Ping every heartbeat interval; close the socket (ending :meth:`_serve`) when
+        ``stop`` is set or nothing arrived for the heartbeat timeout."""
+        cfg = self.config
+        loop = asyncio.get_running_loop()
+        tick = max(0.05, min(cfg.heartbeat_interval, cfg.heartbeat_timeout / 3))
+        next_ping = loop.time() + cfg.heartbeat_interval
         while not ws.closed:
-            await asyncio.sleep(self.config.heartbeat_interval)
             try:
-                async with asyncio.timeout(10.0):
-                    await ws.ping()
-            except (TimeoutError, ConnectionError, RuntimeError):
-                return
+                async with asyncio.timeout(tick):
+                    await stop.wait()
+                ended.append("stop")
+                break
+            except TimeoutError:
+                pass
+            now = loop.time()
+            if now - self._last_rx > cfg.heartbeat_timeout:
+                log.warning("no frame from the gateway within the heartbeat timeout; reconnecting")
+                ended.append("silent")
+                break
+            if now >= next_ping:
+                next_ping = now + cfg.heartbeat_interval
+                try:
+                    async with asyncio.timeout(10.0):
+                        await ws.ping()
+                except (TimeoutError, ConnectionError, RuntimeError):
+                    pass  # a dead socket shows as silence, or as a closed read
+        if ended and not ws.closed:
+            await ws.close(code=1001 if stop.is_set() else 1000)
 
     async def _send(self, ws: aiohttp.ClientWebSocketResponse, msg: p.Message) -> None:
         if (
@@ -304,6 +326,7 @@ class Agent:
 async def run(config: AgentConfig, executor: Executor, stop: asyncio.Event | None = None) -> None:
     """Run an agent until SIGTERM/SIGINT (or ``stop``)."""
     stop = stop_on_signals(stop)
+    tune_allocator()
     agent = Agent(config, executor)
     runner = await agent.serve_health()
     try:

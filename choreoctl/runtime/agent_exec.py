@@ -153,6 +153,14 @@ class Executor:
             return
         try:
             watch = p.is_watch(req.method, req.path, req.query)
+            size = resp.content_length
+            if not watch and size is not None and size <= p.INLINE_BODY:
+                # a small object of declared length (most reads): one read, one message
+                body = await resp.read()
+                await send(
+                    p.Response(req.request_id, resp.status_code, _response_headers(resp), body)
+                )
+                return
             head = bytearray()
             rest = resp.iter_raw()  # as it arrives; a chunk_size would hold data back
             if resp.status_code >= 300 or not watch:

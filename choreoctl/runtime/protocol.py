@@ -49,6 +49,8 @@ MAX_HEADERS = 128
 MAX_HEADER_BYTES = 64 * 1024
 
 Headers = dict[str, list[str]]
+# json.dumps with separators builds an encoder per call; one shared is ~2x cheaper
+_ENCODER = json.JSONEncoder(separators=(",", ":"))
 
 
 class ProtocolError(ValueError):
@@ -95,10 +97,14 @@ class Response:
 
 @dataclass
 class Chunk:
-    """Stream data; ``is_close`` ends (or cancels) the stream from either side."""
+    """Stream data; ``is_close`` ends (or cancels) the stream from either side.
+
+    ``data`` is a memoryview into the received frame after :func:`decode_binary` (no
+    copy of a large chunk); compare and ``len`` it like bytes.
+    """
 
     request_id: str
-    data: bytes = b""
+    data: bytes | memoryview = b""
     stream_id: str = ""
     is_close: bool = False
 
@@ -116,8 +122,8 @@ Message = Request | Response | Chunk | Credit
 
 def is_watch(method: str, path: str, query: str) -> bool:
     """Whether a request is open-ended: ``watch=true``, or ``follow=true`` on a log."""
-    if method.upper() != "GET" or not query:
-        return False
+    if method.upper() != "GET" or ("watch" not in query and "follow" not in query):
+        return False  # the common case, without parsing the query
     from urllib.parse import parse_qs
 
     q = parse_qs(query)
@@ -135,7 +141,7 @@ def encode_bytes(msg: Message) -> bytes:
     sent as a text frame as it is, without a round trip through ``str``.
     """
     out: dict[str, Any] = {"requestID": msg.request_id}
-    payload = b""
+    payload: bytes | memoryview = b""
     if isinstance(msg, Request | Response) and msg.body and not getattr(msg, "stream", False):
         payload = msg.body
     elif isinstance(msg, Chunk):
@@ -187,7 +193,7 @@ def _encode(msg: Message, out: dict[str, Any], spliced: bool) -> str:
             out["isClose"] = True
     else:
         out.update(type="credit", credit=msg.credit)
-    return json.dumps(out, separators=(",", ":"))
+    return _ENCODER.encode(out)
 
 
 def _str(d: dict[str, Any], key: str, limit: int, required: bool = False) -> str:
@@ -265,7 +271,8 @@ def encode_binary(chunk: Chunk) -> bytes:
 
 
 def decode_binary(frame: bytes) -> Chunk:
-    """Parse a binary data frame; :class:`ProtocolError` if it is not one."""
+    """Parse a binary data frame; :class:`ProtocolError` if it is not one. The data is a
+    view into ``frame`` (a relayed megabyte is not copied once more)."""
     if not frame or len(frame) > MAX_FRAME:
         raise ProtocolError("empty or oversized binary frame")
     n = frame[0]
@@ -275,7 +282,7 @@ def decode_binary(frame: bytes) -> Chunk:
         rid = frame[1 : 1 + n].decode("ascii")
     except UnicodeDecodeError as e:
         raise ProtocolError("requestID must be ASCII") from e
-    return Chunk(rid, bytes(frame[1 + n :]))
+    return Chunk(rid, memoryview(frame)[1 + n :])
 
 
 _SPLICED = (',"data":"', ',"body":"')

@@ -33,6 +33,7 @@ from choreoctl.runtime.jsonlog import fields
 from choreoctl.runtime.lifecycle import stop_on_signals
 from choreoctl.runtime.metrics import Labels
 from choreoctl.runtime.metrics import Registry as Metrics
+from choreoctl.runtime.tuning import tune_allocator
 
 log = logging.getLogger("choreoctl.gateway")
 TLS_READ_BUFFER = 16 * 1024
@@ -128,6 +129,7 @@ class Gateway:
         import asyncio.sslproto
 
         asyncio.sslproto.SSLProtocol.max_size = TLS_READ_BUFFER
+        tune_allocator()  # large relays: see choreoctl/runtime/tuning.py
         trust = AgentTrust(cfg.tls_cert, cfg.tls_key)
         source = self.registry.source
         source.trust = trust

@@ -92,6 +92,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
         extension=extension,
         binary=binary,
         max_inflight=gw.config.max_inflight_per_agent,
+        transport=request.transport,
     )
     gw.registry.add(conn, cert, granted)
     gw.connects.inc(plane_type=plane_type)
