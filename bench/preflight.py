@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import os
 import statistics
 import sys
 import time
@@ -85,7 +86,9 @@ def main() -> None:
         cpu1, cpu4 = statistics.median(c1) * 1000, statistics.median(c4) * 1000
         print(f"preflight over 1 cluster:  median {m1 * 1000:.0f} ms (choreoctl CPU {cpu1:.0f} ms)")
         print(f"preflight over 4 clusters: median {m4 * 1000:.0f} ms (choreoctl CPU {cpu4:.0f} ms)")
+        print(f"choreoctl CPU per added cluster: {(cpu4 - cpu1) / 3:.0f} ms")
         print(f"ratio 4/1: {m4 / m1:.2f} (goal <= 1.5)")
+        print("load average: " + " ".join(f"{x:.2f}" for x in os.getloadavg()))
     finally:
         if started is not None:
             started.stop()

@@ -54,6 +54,14 @@ def make_certs(d: Path) -> None:
     agent_ca = pki.make_ca("agent-ca")
     (d / "agent/ca.crt").write_bytes(agent_ca.cert_pem)
     pki.issue_cert(agent_ca, "bench", client=True).write(d / "agent/tls.crt", d / "agent/tls.key")
+    # The stand-in API server serves HTTPS like a real one, so the direct baseline pays
+    # for TLS as the tunnel's client leg does.
+    up_ca = pki.make_ca("upstream-ca")
+    (d / "up").mkdir(exist_ok=True)
+    (d / "up/ca.crt").write_bytes(up_ca.cert_pem)
+    pki.issue_cert(up_ca, "upstream", server=True, ip_addresses=["127.0.0.1"]).write(
+        d / "up/tls.crt", d / "up/tls.key"
+    )
 
 
 def serve_gateway(d: Path, ports: list[int], planes: int, tls_buffer: int) -> None:
@@ -81,9 +89,12 @@ def serve_gateway(d: Path, ports: list[int], planes: int, tls_buffer: int) -> No
     asyncio.run(server.serve(cfg, source))
 
 
-def serve_upstream(port: int) -> None:
-    """(subprocess) A stand-in API server: a small JSON object and large bodies."""
+def serve_upstream(port: int, d: Path) -> None:
+    """(subprocess) A stand-in API server on HTTPS: a small JSON object and large bodies."""
     from aiohttp import web
+
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(str(d / "up/tls.crt"), str(d / "up/tls.key"))
 
     small = json.dumps(
         {
@@ -102,7 +113,7 @@ def serve_upstream(port: int) -> None:
     app = web.Application()
     app.router.add_get("/api/v1/namespaces/default", get_small)
     app.router.add_get("/big/{n}", get_big)
-    web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
+    web.run_app(app, host="127.0.0.1", port=port, ssl_context=tls, print=None, access_log=None)
 
 
 def spawn(
@@ -136,7 +147,15 @@ def upstream_kubeconfig(d: Path, port: int) -> Path:
         "apiVersion": "v1",
         "kind": "Config",
         "current-context": "up",
-        "clusters": [{"name": "up", "cluster": {"server": f"http://127.0.0.1:{port}"}}],
+        "clusters": [
+            {
+                "name": "up",
+                "cluster": {
+                    "server": f"https://127.0.0.1:{port}",
+                    "certificate-authority": str(d / "up/ca.crt"),
+                },
+            }
+        ],
         "users": [{"name": "up", "user": {"token": "bench"}}],
         "contexts": [{"name": "up", "context": {"cluster": "up", "user": "up"}}],
     }
@@ -275,6 +294,7 @@ def main() -> None:
     ap.add_argument("--path", default="/api/v1/namespaces/default")
     ap.add_argument("--serve-gateway")
     ap.add_argument("--serve-upstream", type=int)
+    ap.add_argument("--certs", help="(with --serve-upstream) the directory make_certs wrote")
     ap.add_argument("--ports")
     ap.add_argument("--planes", type=int, default=1)
     ap.add_argument("--tls-buffer", type=int, default=16384)
@@ -288,7 +308,7 @@ def main() -> None:
         )
         return
     if args.serve_upstream:
-        serve_upstream(args.serve_upstream)
+        serve_upstream(args.serve_upstream, Path(args.certs))
         return
     n = max(10, min(args.requests, 20000))
     with tempfile.TemporaryDirectory() as tmp:
@@ -301,7 +321,7 @@ def main() -> None:
             )
             if kubeconfig is None:
                 up = free_port()
-                procs.append(spawn(__file__, "--serve-upstream", str(up)))
+                procs.append(spawn(__file__, "--serve-upstream", str(up), "--certs", str(d)))
                 kubeconfig = upstream_kubeconfig(d, up)
             ports = [free_port(), free_port(), free_port()]
             procs.append(spawn_gateway(d, ports))

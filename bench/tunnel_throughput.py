@@ -80,6 +80,8 @@ def main() -> None:
                         str(Path(__file__).parent / "tunnel_latency.py"),
                         "--serve-upstream",
                         str(up),
+                        "--certs",
+                        str(d),
                     )
                 )
                 kubeconfig, context = upstream_kubeconfig(d, up), "up"

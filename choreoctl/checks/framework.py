@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from choreoctl.errors import ClusterError
+from choreoctl.errors import ApiError, ClusterError
 
 if TYPE_CHECKING:
     from choreoctl.kube.client import KubeClient
@@ -156,6 +156,23 @@ class CheckContext:
             task = asyncio.ensure_future(make())
             self._cache[key] = task
         return await asyncio.shield(task)
+
+    async def snapshot(self) -> str:
+        """A resourceVersion taken once per run (again after :meth:`forget`).
+
+        Reads ``not_older_than`` it see every write made before the run and are served
+        from the API server's watch cache, about half its CPU and no etcd read. "" when
+        the identity may not list namespaces: reads then go to etcd as usual.
+        """
+
+        async def take() -> str:
+            try:
+                return await self.kc.snapshot()
+            except ApiError:
+                return ""
+
+        version: str = await self.cached("snapshot", take)
+        return version
 
     def forget(self) -> None:
         """Drop cached data (before a retry, so it sees the cluster as it is now)."""

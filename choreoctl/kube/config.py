@@ -3,7 +3,7 @@
 Static credentials are read by :mod:`choreoctl.kube.kubeconfig`; contexts that need a
 credential plugin (exec, auth-provider) go through the ``kubernetes`` package's loader.
 Either way the result is a small :class:`Endpoint` that
-:class:`choreoctl.kube.client.KubeClient` dials with httpx.
+:class:`choreoctl.kube.client.KubeClient` dials.
 """
 
 from __future__ import annotations

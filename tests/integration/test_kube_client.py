@@ -191,3 +191,44 @@ async def test_open_raw_verifies_the_server_certificate(cluster, tmp_path) -> No
     async with KubeClient("https://127.0.0.1:1", verify=False, timeout=3) as down:
         with pytest.raises(ClusterUnreachable):
             await down.open_raw("GET", "/version", timeout=3)
+
+
+async def test_builtin_kinds_match_discovery(kc: KubeClient) -> None:
+    """The built-in table (no discovery request) says what the server's discovery says."""
+    from choreoctl.kube.kinds import BUILTIN
+
+    for api_version in sorted({v for v, _ in BUILTIN}):
+        served = {r.kind: r for r in await kc.discover(api_version)}
+        for (version, kind), info in BUILTIN.items():
+            if version == api_version:
+                assert served.get(kind) == info, (api_version, kind)
+
+
+async def test_concurrent_misses_share_one_discovery(kc: KubeClient) -> None:
+    calls: list[str] = []
+    send = kc._send
+
+    async def counting(method, path, *args):  # type: ignore[no-untyped-def]
+        calls.append(path)
+        return await send(method, path, *args)
+
+    kc._send = counting  # type: ignore[method-assign]
+    await asyncio.gather(
+        *(kc.resource("apiregistration.k8s.io/v1", "APIService") for _ in range(5))
+    )
+    assert calls == ["/apis/apiregistration.k8s.io/v1"]
+
+
+async def test_gzip_bodies_are_decoded(kc: KubeClient, ns: str) -> None:
+    """Large lists come back gzip-compressed when asked; the typed verbs decode them."""
+    big = "x" * 200_000  # the API server compresses responses over 128 KiB
+    for i in range(2):
+        await kc.apply(_cm(ns, {"k": big}, name=f"big-{i}"))
+    path = f"/api/v1/namespaces/{ns}/configmaps"
+    raw = await kc.open_raw("GET", path, headers={"Accept-Encoding": "gzip"}, timeout=10)
+    wire = b"".join([c async for c in raw.iter_raw()])
+    await raw.close()
+    assert dict(raw.headers).get("Content-Encoding") == "gzip" and len(wire) < 100_000
+    listed = await kc.list("v1", "ConfigMap", ns, label_selector="app=kc-test")
+    assert sorted(o["metadata"]["name"] for o in listed) == ["big-0", "big-1"]
+    assert all(o["data"]["k"] == big for o in listed)

@@ -65,7 +65,9 @@ async def find_controller(ctx: CheckContext) -> dict[str, Any] | None:
         "app.kubernetes.io/name=cert-manager",
         "app=cert-manager",
     ):
-        found = await ctx.kc.list("apps/v1", "Deployment", label_selector=selector)
+        found = await ctx.kc.list(
+            "apps/v1", "Deployment", label_selector=selector, not_older_than=await ctx.snapshot()
+        )
         if found:
             return found[0]
     return None
@@ -113,7 +115,13 @@ async def probe_issuance(ctx: CheckContext) -> str:
 
 async def leader_lease(ctx: CheckContext) -> str:
     """The holder of cert-manager's leader-election Lease if renewed recently, else ""."""
-    lease = await ctx.kc.get("coordination.k8s.io/v1", "Lease", LEASE_NAME, LEASE_NAMESPACE)
+    lease = await ctx.kc.get(
+        "coordination.k8s.io/v1",
+        "Lease",
+        LEASE_NAME,
+        LEASE_NAMESPACE,
+        not_older_than=await ctx.snapshot(),
+    )
     spec = (lease or {}).get("spec") or {}
     renewed = str(spec.get("renewTime") or "")
     if not renewed:
@@ -130,9 +138,12 @@ async def check_cert_manager(ctx: CheckContext) -> Outcome:
     why = needs_cert_manager(ctx.topology, ctx.name)
     if not why:
         return skipped("every plane here brings its own certificates and trust.issuer is choreoctl")
+    since = await ctx.snapshot()
     found = await asyncio.gather(
         *(
-            ctx.kc.get("apiextensions.k8s.io/v1", "CustomResourceDefinition", n)
+            ctx.kc.get(
+                "apiextensions.k8s.io/v1", "CustomResourceDefinition", n, not_older_than=since
+            )
             for n in CERT_MANAGER_CRDS
         )
     )
@@ -206,7 +217,9 @@ async def _material(ctx: CheckContext, plane: Plane) -> tuple[bytes, bytes, byte
         except OSError as e:
             raise ChoreoError(f"cannot read {e.filename}: {e.strerror}") from e
         return cert, key, ca
-    secret = await ctx.kc.get("v1", "Secret", tls.secret_name, plane.namespace)
+    secret = await ctx.kc.get(
+        "v1", "Secret", tls.secret_name, plane.namespace, not_older_than=await ctx.snapshot()
+    )
     if secret is None:
         raise ChoreoError(f"Secret {plane.namespace}/{tls.secret_name} does not exist")
     data = secret.get("data") or {}

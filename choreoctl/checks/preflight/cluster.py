@@ -22,6 +22,7 @@ from choreoctl.checks.quantity import (
     pod_requests,
     version_at_least,
 )
+from choreoctl.errors import ApiError
 
 MIN_KUBERNETES = "1.32.0"
 MIN_NODES = 3
@@ -37,7 +38,11 @@ async def server_version(ctx: CheckContext) -> dict[str, Any]:
 
 async def nodes(ctx: CheckContext) -> list[dict[str, Any]]:
     """Every Node of the cluster, fetched once per run."""
-    items: list[dict[str, Any]] = await ctx.cached("nodes", lambda: ctx.kc.list("v1", "Node"))
+
+    async def fetch() -> list[dict[str, Any]]:
+        return await ctx.kc.list("v1", "Node", not_older_than=await ctx.snapshot())
+
+    items: list[dict[str, Any]] = await ctx.cached("nodes", fetch)
     return items
 
 
@@ -77,10 +82,13 @@ async def check_version(ctx: CheckContext) -> Outcome:
 
 
 async def check_rbac(ctx: CheckContext) -> Outcome:
-    resp = await ctx.kc.request("GET", "/apis/rbac.authorization.k8s.io/v1")
-    if resp.status_code == 200:
-        return passed("rbac.authorization.k8s.io/v1 is served")
-    return failed(f"rbac.authorization.k8s.io/v1 is not served (HTTP {resp.status_code})")
+    try:
+        kinds = await ctx.kc.discover("rbac.authorization.k8s.io/v1")
+    except ApiError as e:
+        return failed(f"rbac.authorization.k8s.io/v1 is not served (HTTP {e.status})")
+    if not any(k.kind == "ClusterRole" for k in kinds):
+        return failed("rbac.authorization.k8s.io/v1 is not served")
+    return passed("rbac.authorization.k8s.io/v1 is served")
 
 
 async def check_node_count(ctx: CheckContext) -> Outcome:
@@ -122,7 +130,11 @@ async def check_allocatable(ctx: CheckContext) -> Outcome:
     cpu = sum(_alloc(n)[0] for n in usable)
     mem = sum(_alloc(n)[1] for n in usable)
     ours = {p.namespace for p in planes_on(ctx.topology, ctx.name)}
-    pods: list[dict[str, Any]] = await ctx.cached("pods", lambda: ctx.kc.list("v1", "Pod"))
+
+    async def fetch_pods() -> list[dict[str, Any]]:
+        return await ctx.kc.list("v1", "Pod", not_older_than=await ctx.snapshot())
+
+    pods: list[dict[str, Any]] = await ctx.cached("pods", fetch_pods)
     used_cpu = used_mem = 0
     for pod in pods:
         if (pod.get("spec") or {}).get("nodeName") not in names:

@@ -44,7 +44,10 @@ async def _run(*argv: str, timeout: float) -> tuple[int, str]:
     try:
         out, _ = await asyncio.wait_for(proc.communicate(), timeout)
     except BaseException:
-        proc.kill()
+        try:
+            proc.kill()
+        except ProcessLookupError:
+            pass  # it exited before the cancel arrived; the cancel must still propagate
         await proc.wait()
         raise
     return proc.returncode or 0, out.decode(errors="replace")

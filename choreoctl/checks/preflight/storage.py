@@ -31,9 +31,12 @@ def is_default(sc: dict[str, Any]) -> bool:
 
 async def default_classes(ctx: CheckContext) -> list[dict[str, Any]]:
     """The StorageClasses marked default (fetched once per run)."""
-    classes: list[dict[str, Any]] = await ctx.cached(
-        "storageclasses", lambda: ctx.kc.list("storage.k8s.io/v1", "StorageClass")
-    )
+
+    async def fetch() -> list[dict[str, Any]]:
+        since = await ctx.snapshot()
+        return await ctx.kc.list("storage.k8s.io/v1", "StorageClass", not_older_than=since)
+
+    classes: list[dict[str, Any]] = await ctx.cached("storageclasses", fetch)
     return [sc for sc in classes if is_default(sc)]
 
 
@@ -55,7 +58,8 @@ async def check_storage(ctx: CheckContext) -> Outcome:
     if not defaults:
         return failed(f"{format_bytes(need.storage)} of PVCs need a default StorageClass; none")
     sc = defaults[0]["metadata"]["name"]
-    caps = await ctx.kc.list("storage.k8s.io/v1", "CSIStorageCapacity")
+    since = await ctx.snapshot()
+    caps = await ctx.kc.list("storage.k8s.io/v1", "CSIStorageCapacity", not_older_than=since)
     mine = [c for c in caps if c.get("storageClassName") == sc]
     if not mine:
         return passed(
