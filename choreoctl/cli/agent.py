@@ -1,4 +1,5 @@
-"""``choreoctl agent run``: the cluster agent of a data, build or observability plane."""
+"""``choreoctl agent run`` (the cluster agent of a data, build or observability plane) and
+``choreoctl agent probe`` (preflight's in-cluster reachability test, same image)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ agent_app = typer.Typer(help="The cluster agent that dials the gateway.", no_arg
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``agent run`` to the app."""
+    """Add ``agent run`` and ``agent probe`` to the app."""
     app.add_typer(agent_app, name="agent")
 
 
@@ -110,3 +111,32 @@ def run(
             await run_agent(config, Executor(kube))
 
     asyncio.run(main())
+
+
+@agent_app.command("probe")
+def probe(
+    host: Annotated[str, typer.Argument(help="The gateway's host (gateway.externalHost).")],
+    port: Annotated[int, typer.Argument(help="The gateway's port (gateway.port).", min=1)],
+    timeout: Annotated[
+        float, typer.Option("--timeout", help="Seconds for the connect and TLS handshake.")
+    ] = 5.0,
+) -> None:
+    """Test from here whether an agent could reach the gateway; print one JSON line.
+
+    A TCP connect and, when the port is open, a TLS handshake (unverified) that reads the
+    certificate's DNS/IP names and says whether they cover HOST. Prints
+    {"verdict": "open|refused|unresolved|timeout", "detail": ..., "certNames": [...]}.
+    Exit 0 when the network path works (open, or refused: the host answers but nothing
+    listens yet, as before an install), 1 otherwise. Preflight runs it in a probe Pod
+    (`choreoctl preflight --probe`).
+
+    Examples:
+        choreoctl agent probe gateway.example.com 8443 --timeout 3
+    """
+    import asyncio
+
+    from choreoctl.runtime.probe import probe as run_probe
+
+    result = asyncio.run(run_probe(host, port, timeout))
+    typer.echo(result.to_json())
+    raise typer.Exit(0 if result.reachable else 1)

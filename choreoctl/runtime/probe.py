@@ -88,8 +88,14 @@ def names_cover(names: Sequence[str], host: str) -> bool:
 async def _connect(
     host: str, port: int, timeout: float
 ) -> tuple[asyncio.StreamWriter | None, ProbeResult | None]:
+    from choreoctl.dns import getaddrinfo
+
     try:
-        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+        # Resolved apart from the connect: choreoctl.dns never lets a silent resolver
+        # hold up the process (asyncio's own lookup runs in an executor it joins on exit).
+        async with asyncio.timeout(timeout):
+            infos = await getaddrinfo(host, port, timeout=timeout)
+            _, writer = await asyncio.open_connection(infos[0][4][0], port)
     except TimeoutError:
         text = f"no answer from {host}:{port} within {timeout:g}s (firewalled?)"
         return None, ProbeResult("timeout", text)

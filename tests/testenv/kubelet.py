@@ -16,6 +16,10 @@ current by :class:`~tests.testenv.podlogs.LogPump`), so ``kubectl logs`` and ``l
 of that pod show the real output; and an ``Exec`` object, so ``kubectl exec`` runs a
 command in the pod's directory with the process's environment (see podlogs.py).
 
+Bare Pods (no owner, ``restartPolicy: Never``) whose command is ``["choreoctl"]`` — the
+probe Pod of ``preflight --probe`` — run once, their exit becoming the Pod's terminal
+status: see :mod:`tests.testenv.podrunner`.
+
 Like a kubelet it restarts a process whose pod template changed, restarts one that
 exited (capped backoff), refreshes mounted files when their Secret/ConfigMap changes
 (without a restart), and stops a process whose Deployment went away. One process per
@@ -48,6 +52,7 @@ import pytest
 from choreoctl.errors import ChoreoError
 from choreoctl.kube.client import KubeClient
 from tests.testenv.podlogs import LogPump, exec_object, logs_object
+from tests.testenv.podrunner import PodRunner
 from tests.testenv.processes import ManagedProcess, free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -180,6 +185,7 @@ class Kubelet:
         self.pump = LogPump()
         self._served: set[tuple[str, str, str]] = set()  # (kind, cluster, pod uid)
         self._stop = asyncio.Event()
+        self.runner = PodRunner(self)
 
     # -- the loop ----------------------------------------------------------------------
 
@@ -192,10 +198,14 @@ class Kubelet:
         try:
             while not self._stop.is_set():
                 await self.sync_once()
-                try:
-                    await asyncio.wait_for(self._stop.wait(), self.interval)
-                except TimeoutError:
-                    pass
+                # Exits of one-shot Pods are reported within 0.1 s, not at the next sync.
+                for _ in range(max(1, round(self.interval / 0.1))):
+                    await self.runner.reap()
+                    try:
+                        await asyncio.wait_for(self._stop.wait(), 0.1)
+                    except TimeoutError:
+                        continue
+                    break
         finally:
             await asyncio.to_thread(self._stop_all)
             await asyncio.to_thread(self.pump.stop)
@@ -224,10 +234,10 @@ class Kubelet:
                     wanted[f"{cluster}/{m['namespace']}/{m['name']}"] = (cluster, d)
         for key in list(self.pods):
             if key not in wanted:
-                pod = self.pods.pop(key)
-                if pod.proc is not None:
-                    await asyncio.to_thread(pod.proc.stop)
-                self.pump.discard(pod.log)
+                gone = self.pods.pop(key)
+                if gone.proc is not None:
+                    await asyncio.to_thread(gone.proc.stop)
+                self.pump.discard(gone.log)
         for key, (cluster, d) in wanted.items():
             pod = self.pods.get(key)
             if pod is None:
@@ -244,6 +254,7 @@ class Kubelet:
                 self.pods[key].waiting = e.message
         for key, (_cluster, d) in wanted.items():
             await self._serve_logs(self.pods[key], d)
+        await self.runner.sync()
 
     async def _serve_logs(self, pod: Pod, deploy: Mapping[str, Any]) -> None:
         """Make the process's log the logs of every pod of its Deployment, and exec run
@@ -323,7 +334,8 @@ class Kubelet:
     async def _command(self, pod: Pod, deploy: dict[str, Any]) -> tuple[list[str], dict[str, str]]:
         container = deploy["spec"]["template"]["spec"]["containers"][0]
         mounts = await self._refresh_mounts(pod, deploy, write=True)
-        sa_dir = await self._refresh_token(pod, deploy, max_age=0)
+        automount = deploy["spec"]["template"]["spec"].get("automountServiceAccountToken", True)
+        sa_dir = await self._refresh_token(pod, deploy, max_age=0) if automount else None
         client = self.clients[pod.cluster]
         args = [rewrite_mounts(a, mounts) for a in container.get("args") or []]
         args = [self._rewrite_urls(pod, a) for a in rewrite_ports(args, pod.ports)]
@@ -341,7 +353,8 @@ class Kubelet:
         server = urlsplit(client.server)
         env["KUBERNETES_SERVICE_HOST"] = server.hostname or "127.0.0.1"
         env["KUBERNETES_SERVICE_PORT"] = str(server.port or 443)
-        env["CHOREOCTL_SERVICEACCOUNT_DIR"] = str(sa_dir)
+        if sa_dir is not None:
+            env["CHOREOCTL_SERVICEACCOUNT_DIR"] = str(sa_dir)
         command = [self.choreoctl, *container["command"][1:]]
         return command + args, env
 
@@ -545,6 +558,7 @@ class Kubelet:
         for pod in self.pods.values():
             if pod.proc is not None:
                 pod.proc.stop()
+        self.runner.stop_all()
 
     def state(self) -> list[dict[str, Any]]:
         """Every pod's state (running, pid, ports, restarts, why waiting, log path)."""
@@ -606,6 +620,10 @@ class KubeletThread:
         for pod in list(self.kubelet.pods.values()):
             out.append(f"== {pod.key} ({pod.waiting or 'ok'}, restarts {pod.restarts})")
             out.append(tail(pod.log, 20))
+        for st in self.kubelet.runner.state():
+            out.append(f"== pod {st['cluster']}/{st['namespace']}/{st['deployment']} {st}")
+            out.append(tail(Path(st["log"]), 20))
+        out += [f"== {key}: {err}" for key, err in self.kubelet.runner.errors.items()]
         return "\n".join(out)
 
 

@@ -7,7 +7,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import sys
 from pathlib import Path
 
@@ -120,12 +119,13 @@ async def check_domains(ctx: CheckContext) -> Outcome:
 
 async def resolves(name: str, timeout: float) -> bool:
     """Whether ``name`` resolves (a wildcard is tried through one label under it)."""
+    from choreoctl.dns import getaddrinfo
+
     host = name.rstrip(".")
     if host.startswith("*."):
         host = "choreoctl-dns-probe." + host[2:]
-    loop = asyncio.get_running_loop()
     try:
-        await asyncio.wait_for(loop.getaddrinfo(host, None, type=socket.SOCK_STREAM), timeout)
+        await getaddrinfo(host, timeout=timeout)
     except (OSError, TimeoutError):
         return False
     return True
