@@ -67,7 +67,7 @@ class KubeClient:
         max_in_flight: int = 0,
     ) -> None:
         self.server = server.rstrip("/")
-        self.name = name or self.server
+        self._name = name or self.server
         self._token = token
         self._token_file = token_file
         self._token_read = time.monotonic()
@@ -91,6 +91,16 @@ class KubeClient:
         # each side against ~0.3 ms for a request on a kept-alive one), and HTTP/1.1
         # opens one per concurrent request: a cap keeps a few connections busy instead.
         self._slots = asyncio.Semaphore(max_in_flight) if max_in_flight > 0 else None
+
+    @property
+    def name(self) -> str:
+        """How errors name this cluster, e.g. ``data (prod-eu)``; callers may rename it."""
+        return self._name
+
+    @name.setter
+    def name(self, value: str) -> None:
+        self._name = value
+        self._raw.name = value  # the transport names the cluster in its errors too
 
     @property
     def _http(self) -> httpx.AsyncClient:
