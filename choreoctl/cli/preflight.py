@@ -154,6 +154,15 @@ def register(app: typer.Typer) -> None:
         timeout: TimeoutOption = "10s",
         strict: StrictOption = False,
         verbose: VerboseOption = False,
+        skip: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--skip",
+                metavar="CHECK",
+                help="Report this check as skipped instead of running it (repeatable; "
+                "IDs as in -o json, e.g. dns).",
+            ),
+        ] = None,
         output: OutputOption = OutputFormat.table,
     ) -> None:
         """Check every cluster of a topology before installing it.
@@ -167,15 +176,25 @@ def register(app: typer.Typer) -> None:
             choreoctl preflight --topology multi-region
             choreoctl preflight -t single-cluster --context kind-dev --probe
             choreoctl preflight -t my-topology.yaml -o json
+            choreoctl preflight -t multi-region --skip dns --skip helm
         """
         import asyncio
 
-        from choreoctl.checks.preflight import run_preflight
+        from choreoctl.checks.preflight import run_preflight, skippable
+        from choreoctl.errors import InputError
 
+        unknown = sorted(set(skip or ()) - set(skippable()))
+        if unknown:
+            raise InputError(
+                f"--skip: no check named {', '.join(unknown)}",
+                hint="valid: " + ", ".join(sorted(skippable())),
+            )
         topo, wait_s, timeout_s = check_input(
             topology, values, sets, kubeconfig, context, wait, timeout
         )
         report = asyncio.run(
-            run_preflight(topo, kubeconfig, probe=probe, timeout=timeout_s, wait=wait_s)
+            run_preflight(
+                topo, kubeconfig, probe=probe, timeout=timeout_s, wait=wait_s, skip=skip or ()
+            )
         )
         finish(report, output, strict, verbose)

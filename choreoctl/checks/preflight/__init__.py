@@ -7,7 +7,10 @@ calls unless ``--skip-preflight``.
 
 from __future__ import annotations
 
-from choreoctl.checks.framework import Check, Report
+import dataclasses
+from collections.abc import Collection
+
+from choreoctl.checks.framework import Check, CheckContext, Outcome, Report, skipped
 from choreoctl.checks.preflight import (
     certs,
     cluster,
@@ -39,24 +42,40 @@ async def run_preflight(
     probe: bool = False,
     timeout: float = 10.0,
     wait: float = 0.0,
+    skip: Collection[str] = (),
 ) -> Report:
     """Every preflight check for ``topology``; the report says pass/warn/fail per check.
 
     ``probe`` creates short-lived objects (a LoadBalancer Service, a Pod) in scratch
     namespaces and removes them; ``timeout`` bounds each check; ``wait`` retries
-    failing checks until they pass or that many seconds have passed.
+    failing checks until they pass or that many seconds have passed; the checks named
+    in ``skip`` are reported as skipped without running (validate with :func:`skippable`).
     """
     return await run_suite(
         "preflight",
         topology,
         kubeconfig,
         gate=API_CHECK,
-        cluster_checks=CLUSTER_CHECKS,
-        local_checks=LOCAL_CHECKS,
+        cluster_checks=_skipping(CLUSTER_CHECKS, skip),
+        local_checks=_skipping(LOCAL_CHECKS, skip),
         probe=probe,
         timeout=timeout,
         wait=wait,
     )
+
+
+def skippable() -> tuple[str, ...]:
+    """Check IDs ``--skip`` accepts: every check but the API gate the others need."""
+    return tuple(c.id for c in (*CLUSTER_CHECKS, *LOCAL_CHECKS))
+
+
+def _skipping(checks: tuple[Check, ...], skip: Collection[str]) -> tuple[Check, ...]:
+    """``checks`` with those named in ``skip`` answering "skipped" instead of running."""
+
+    async def skip_it(ctx: CheckContext) -> Outcome:
+        return skipped("skipped with --skip")
+
+    return tuple(dataclasses.replace(c, run=skip_it) if c.id in skip else c for c in checks)
 
 
 def all_checks() -> tuple[Check, ...]:
@@ -64,4 +83,4 @@ def all_checks() -> tuple[Check, ...]:
     return (API_CHECK, *CLUSTER_CHECKS, *LOCAL_CHECKS)
 
 
-__all__ = ["CLUSTER_CHECKS", "LOCAL_CHECKS", "all_checks", "run_preflight"]
+__all__ = ["CLUSTER_CHECKS", "LOCAL_CHECKS", "all_checks", "run_preflight", "skippable"]
