@@ -133,10 +133,10 @@ def probe(
     Examples:
         choreoctl agent probe gateway.example.com 8443 --timeout 3
     """
-    import asyncio
 
+    from choreoctl.cli import aio
     from choreoctl.runtime.probe import probe as run_probe
 
-    result = asyncio.run(run_probe(host, port, timeout))
+    result = aio.run(run_probe(host, port, timeout))
     typer.echo(result.to_json())
     raise typer.Exit(0 if result.reachable else 1)

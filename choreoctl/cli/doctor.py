@@ -58,11 +58,11 @@ def register(app: typer.Typer) -> None:
             choreoctl doctor -t single-cluster --context kind-dev --wait 2m
             choreoctl doctor -t multi-cluster --bundle support.tar.gz
         """
-        import asyncio
         import sys
 
         from choreoctl.checks.doctor import run_doctor
         from choreoctl.checks.framework import Report
+        from choreoctl.cli import aio
 
         topo, wait_s, timeout_s = check_input(
             topology, values, sets, kubeconfig, context, wait, timeout
@@ -78,4 +78,4 @@ def register(app: typer.Typer) -> None:
                 sys.stderr.write(f"support bundle written to {path} ({len(files.files)} files)\n")
             return report
 
-        finish(asyncio.run(main()), output, strict, verbose)
+        finish(aio.run(main()), output, strict, verbose)

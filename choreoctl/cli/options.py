@@ -95,15 +95,14 @@ def with_clients(
     work: Callable[[Mapping[str, KubeClient]], Awaitable[T]],
 ) -> T:
     """Run ``work`` with one client per topology cluster, in one event loop."""
-    import asyncio
-
+    from choreoctl.cli import aio
     from choreoctl.planes.clients import cluster_clients
 
     async def main() -> T:
         async with cluster_clients(topo, kubeconfig, context=context) as clients:
             return await work(clients)
 
-    return asyncio.run(main())
+    return aio.run(main())
 
 
 def with_control(
@@ -112,12 +111,11 @@ def with_control(
     work: Callable[[KubeClient], Awaitable[T]],
 ) -> T:
     """Run ``work`` with a client for the control plane cluster (``--context``)."""
-    import asyncio
-
+    from choreoctl.cli import aio
     from choreoctl.kube.client import KubeClient
 
     async def main() -> T:
         async with KubeClient.from_kubeconfig(kubeconfig, context) as control:
             return await work(control)
 
-    return asyncio.run(main())
+    return aio.run(main())

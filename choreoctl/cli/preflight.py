@@ -178,9 +178,8 @@ def register(app: typer.Typer) -> None:
             choreoctl preflight -t my-topology.yaml -o json
             choreoctl preflight -t multi-region --skip dns --skip helm
         """
-        import asyncio
-
         from choreoctl.checks.preflight import run_preflight, skippable
+        from choreoctl.cli import aio
         from choreoctl.errors import InputError
 
         unknown = sorted(set(skip or ()) - set(skippable()))
@@ -192,7 +191,7 @@ def register(app: typer.Typer) -> None:
         topo, wait_s, timeout_s = check_input(
             topology, values, sets, kubeconfig, context, wait, timeout
         )
-        report = asyncio.run(
+        report = aio.run(
             run_preflight(
                 topo, kubeconfig, probe=probe, timeout=timeout_s, wait=wait_s, skip=skip or ()
             )

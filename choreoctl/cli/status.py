@@ -137,6 +137,7 @@ def _watch(
     from rich.console import Group
     from rich.live import Live
 
+    from choreoctl.cli import aio
     from choreoctl.cli.output import console
     from choreoctl.planes.clients import cluster_clients
     from choreoctl.status import collect_status
@@ -158,4 +159,4 @@ def _watch(
                     live.update(Group(*status_view(data)), refresh=True)
                     await asyncio.sleep(interval)
 
-    asyncio.run(main())
+    aio.run(main())

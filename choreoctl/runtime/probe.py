@@ -95,7 +95,7 @@ async def _connect(
         # hold up the process (asyncio's own lookup runs in an executor it joins on exit).
         async with asyncio.timeout(timeout):
             infos = await getaddrinfo(host, port, timeout=timeout)
-            _, writer = await asyncio.open_connection(infos[0][4][0], port)
+            writer = await _first_to_connect([str(info[4][0]) for info in infos], port)
     except TimeoutError:
         text = f"no answer from {host}:{port} within {timeout:g}s (firewalled?)"
         return None, ProbeResult("timeout", text)
@@ -106,6 +106,17 @@ async def _connect(
     except OSError as e:
         return None, ProbeResult("timeout", f"cannot reach {host}:{port}: {e.strerror or e}")
     return writer, None
+
+
+async def _first_to_connect(addresses: list[str], port: int) -> asyncio.StreamWriter:
+    """A connection to the first address (in resolver order) that accepts one."""
+    failure: OSError = ConnectionRefusedError(f"no address to connect to on port {port}")
+    for address in dict.fromkeys(addresses):  # unique, order kept
+        try:
+            return (await asyncio.open_connection(address, port))[1]
+        except OSError as e:
+            failure = e
+    raise failure
 
 
 async def _close(writer: asyncio.StreamWriter) -> None:
