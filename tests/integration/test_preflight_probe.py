@@ -10,23 +10,20 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import socket
-import ssl
 import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from choreoctl import pki
 from choreoctl.checks.framework import CheckContext, Outcome, Status
 from choreoctl.checks.preflight.connectivity import check_gateway_in_cluster
 from choreoctl.checks.preflight.scratch import SCRATCH_LABEL, SCRATCH_PREFIX
 from choreoctl.kube.client import KubeClient
 from choreoctl.topology.loader import load_topology
 from choreoctl.topology.model import PlaneKind, Topology
+from tests.unit.test_runtime_probe import blackhole, tls_server
 
 pytestmark = pytest.mark.cluster
 
@@ -86,44 +83,6 @@ async def no_scratch_left(kc: KubeClient, timeout: float = 60) -> None:
         await asyncio.sleep(0.5)
 
 
-@asynccontextmanager
-async def tls_listener(tmp: Path, dns: list[str], ips: list[str]) -> AsyncIterator[int]:
-    ca = pki.make_ca("probe-test CA")
-    leaf = pki.issue_cert(ca, "gw", dns_names=dns, ip_addresses=ips, server=True)
-    leaf.write(tmp / "gw.crt", tmp / "gw.key")
-    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ctx.load_cert_chain(tmp / "gw.crt", tmp / "gw.key")
-
-    async def handle(_r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
-        w.close()
-
-    server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=ctx)
-    try:
-        yield int(server.sockets[0].getsockname()[1])
-    finally:
-        server.close()
-        await server.wait_closed()
-
-
-@contextmanager
-def blackhole() -> Iterator[int]:
-    """A loopback listener with a full accept queue: further SYNs are dropped (firewalled)."""
-    lsock = socket.socket()
-    lsock.bind(("127.0.0.1", 0))
-    lsock.listen(0)
-    port = int(lsock.getsockname()[1])
-    fillers = [socket.socket() for _ in range(3)]
-    try:
-        for c in fillers:
-            c.setblocking(False)
-            c.connect_ex(("127.0.0.1", port))
-        yield port
-    finally:
-        for c in fillers:
-            c.close()
-        lsock.close()
-
-
 async def test_nothing_listening_yet_passes_from_a_pod_that_really_ran(
     clusters: Any, kubelet: Any, beta: KubeClient
 ) -> None:
@@ -143,12 +102,12 @@ async def test_certificate_names_are_checked_against_the_host(
     clusters: Any, kubelet: Any, beta: KubeClient, tmp_path: Path
 ) -> None:
     kl = kubelet([clusters["beta"]])
-    async with tls_listener(tmp_path, ["gateway.other.test"], ["10.9.9.9"]) as port:
+    async with tls_server(tmp_path, ["gateway.other.test"], ["10.9.9.9"]) as port:
         wrong = await run_check(topology("127.0.0.1", port), beta)
     assert wrong.status is Status.warn, (wrong, kl.logs())
     assert "(gateway.other.test, 10.9.9.9) do not cover 127.0.0.1" in wrong.reason
     assert wrong.details == ("certificate names: gateway.other.test, 10.9.9.9",)
-    async with tls_listener(tmp_path, ["gateway.example.com"], ["127.0.0.1"]) as port:
+    async with tls_server(tmp_path, ["gateway.example.com"], ["127.0.0.1"]) as port:
         right = await run_check(topology("127.0.0.1", port), beta)
     assert right.status is Status.ok, (right, kl.logs())
     assert "certificate covers 127.0.0.1" in right.reason
