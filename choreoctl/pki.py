@@ -236,14 +236,16 @@ def cert_names(cert: x509.Certificate) -> list[str]:
 
 def hostname_matches(cert: x509.Certificate, host: str) -> bool:
     """Whether ``host`` is one of the certificate's names (``*.`` wildcards: one label)."""
-    host = host.lower().rstrip(".")
-    for name in cert_names(cert):
-        name = name.lower().rstrip(".")
-        if name == host:
-            return True
-        if name.startswith("*.") and "." in host and host.split(".", 1)[1] == name[2:]:
-            return True
-    return False
+    return any(name_covers(name, host) for name in cert_names(cert))
+
+
+def name_covers(name: str, host: str) -> bool:
+    """Whether certificate name ``name`` covers ``host``: equal, or a ``*.`` wildcard for
+    exactly one label (case and a trailing dot ignored)."""
+    name, host = name.lower().rstrip("."), host.lower().rstrip(".")
+    if name == host:
+        return True
+    return name.startswith("*.") and "." in host and host.split(".", 1)[1] == name[2:]
 
 
 def _is_ca(cert: x509.Certificate) -> bool:

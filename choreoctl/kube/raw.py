@@ -51,11 +51,7 @@ class RawResponse:
         try:
             return await self._resp.content.read()
         except (aiohttp.ClientError, OSError) as e:
-            raise ClusterUnreachable(
-                f"{self._source}: the API server broke off the response: "
-                f"{str(e) or type(e).__name__}",
-                hint="check the API server's health",
-            ) from e
+            raise self._broken_off(e) from e
 
     async def iter_raw(self) -> AsyncIterator[bytes]:
         """Body bytes as they come off the socket (no decoding, no re-chunking)."""
@@ -65,11 +61,14 @@ class RawResponse:
             async for chunk in self._resp.content.iter_any():
                 yield chunk
         except (aiohttp.ClientError, OSError) as e:
-            raise ClusterUnreachable(
-                f"{self._source}: the API server broke off the response: "
-                f"{str(e) or type(e).__name__}",
-                hint="check the API server's health",
-            ) from e
+            raise self._broken_off(e) from e
+
+    def _broken_off(self, e: BaseException) -> ClusterUnreachable:
+        """The error for a body cut off mid-way (connection reset, server gone)."""
+        return ClusterUnreachable(
+            f"{self._source}: the API server broke off the response: {str(e) or type(e).__name__}",
+            hint="check the API server's health",
+        )
 
     async def close(self) -> None:
         """Give the connection back (or drop it when the body was not read to the end)."""

@@ -19,13 +19,13 @@ from dataclasses import dataclass
 import aiohttp
 from aiohttp import web
 
-from choreoctl.errors import ChoreoError, RuntimeFailure
+from choreoctl.errors import ChoreoError
 from choreoctl.runtime import protocol as p
 from choreoctl.runtime.agent_dial import client_context, dial, files_present
 from choreoctl.runtime.agent_exec import Credit, Executor
 from choreoctl.runtime.backoff import Backoff
 from choreoctl.runtime.jsonlog import fields
-from choreoctl.runtime.lifecycle import stop_on_signals
+from choreoctl.runtime.lifecycle import serve_plain, stop_on_signals
 from choreoctl.runtime.metrics import Registry as Metrics
 from choreoctl.runtime.tuning import tune_allocator
 
@@ -306,21 +306,11 @@ class Agent:
         async def metrics(_: web.Request) -> web.Response:
             return web.Response(text=self.metrics.render(), content_type="text/plain")
 
-        app = web.Application()
-        app.router.add_get("/health", health)
-        app.router.add_get("/ready", ready)
-        app.router.add_get("/metrics", metrics)
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await runner.setup()
-        try:
-            await web.TCPSite(runner, self.config.host, self.config.health_port).start()
-        except OSError as e:
-            await runner.cleanup()
-            raise RuntimeFailure(
-                f"cannot listen on {self.config.host}:{self.config.health_port}: {e.strerror or e}",
-                hint="another process holds the port; choose another with --health-port",
-            ) from e
-        return runner
+        return await serve_plain(
+            {"/health": health, "/ready": ready, "/metrics": metrics},
+            self.config.host,
+            self.config.health_port,
+        )
 
 
 async def run(config: AgentConfig, executor: Executor, stop: asyncio.Event | None = None) -> None:

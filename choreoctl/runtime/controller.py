@@ -30,7 +30,7 @@ from choreoctl.errors import ChoreoError, RuntimeFailure
 from choreoctl.runtime.backoff import Backoff
 from choreoctl.runtime.config import API_VERSION, PLANE_KINDS
 from choreoctl.runtime.jsonlog import fields
-from choreoctl.runtime.lifecycle import stop_on_signals
+from choreoctl.runtime.lifecycle import serve_plain, stop_on_signals
 
 if TYPE_CHECKING:
     from choreoctl.kube.client import KubeClient
@@ -288,20 +288,9 @@ class Controller:
             body = {"ready": self.healthy, "gatewayReachable": self.seen is not None}
             return web.json_response(body, status=200 if self.healthy else 503)
 
-        app = web.Application()
-        app.router.add_get("/health", health)
-        app.router.add_get("/ready", ready)
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await runner.setup()
-        try:
-            await web.TCPSite(runner, self.config.host, self.config.health_port).start()
-        except OSError as e:
-            await runner.cleanup()
-            raise RuntimeFailure(
-                f"cannot listen on {self.config.host}:{self.config.health_port}: {e.strerror or e}",
-                hint="another process holds the port; choose another with --health-port",
-            ) from e
-        return runner
+        return await serve_plain(
+            {"/health": health, "/ready": ready}, self.config.host, self.config.health_port
+        )
 
 
 async def _sleep(stop: asyncio.Event, delay: float) -> None:

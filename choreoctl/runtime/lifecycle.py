@@ -4,6 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING
+
+from choreoctl.errors import RuntimeFailure
+
+if TYPE_CHECKING:
+    from aiohttp import web
 
 
 def stop_on_signals(stop: asyncio.Event | None = None) -> asyncio.Event:
@@ -20,3 +27,30 @@ def stop_on_signals(stop: asyncio.Event | None = None) -> asyncio.Event:
         except (NotImplementedError, RuntimeError):
             pass
     return stop
+
+
+async def serve_plain(
+    routes: Mapping[str, Callable[[web.Request], Awaitable[web.StreamResponse]]],
+    host: str,
+    port: int,
+) -> web.AppRunner:
+    """A plain-HTTP listener (health, readiness, metrics) with these GET routes.
+
+    A port someone else holds is a :class:`RuntimeFailure` naming ``--health-port``.
+    """
+    from aiohttp import web
+
+    app = web.Application()
+    for path, handler in routes.items():
+        app.router.add_get(path, handler)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except OSError as e:
+        await runner.cleanup()
+        raise RuntimeFailure(
+            f"cannot listen on {host}:{port}: {e.strerror or e}",
+            hint="another process holds the port; choose another with --health-port",
+        ) from e
+    return runner

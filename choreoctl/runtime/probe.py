@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from choreoctl.errors import ClusterError
+from choreoctl.pki import name_covers
 
 VERDICTS = ("open", "refused", "unresolved", "timeout")
 
@@ -67,22 +68,15 @@ def names_cover(names: Sequence[str], host: str) -> bool:
     try:
         ip = ipaddress.ip_address(host.strip("[]"))
     except ValueError:
-        ip = None
-    host = host.lower().rstrip(".")
-    for name in names:
-        if ip is not None:
-            try:
-                if ipaddress.ip_address(name) == ip:
-                    return True
-            except ValueError:
-                pass
-            continue
-        name = name.lower().rstrip(".")
-        if name == host:
-            return True
-        if name.startswith("*.") and "." in host and host.split(".", 1)[1] == name[2:]:
-            return True
-    return False
+        return any(name_covers(name, host) for name in names)
+    return any(_same_ip(name, ip) for name in names)
+
+
+def _same_ip(name: str, ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    try:
+        return ipaddress.ip_address(name) == ip
+    except ValueError:
+        return False
 
 
 async def _connect(
