@@ -9,7 +9,6 @@ what the agents wrote, and an error line added to one agent's log file is report
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -20,20 +19,11 @@ from choreoctl.checks.framework import Status
 from choreoctl.topology.model import PlaneKind
 from tests.integration.test_doctor import doc, doctor, topology
 from tests.testenv import TestCluster
+from tests.testenv.kubeapi import poll_until
 
 pytestmark = pytest.mark.cluster
 __all__ = ["doc"]  # the module fixture of test_doctor.py, used here as it is
-
-
-def _wait(what: str, check: Any, timeout: float = 90.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.5)
+AGENT_TIMEOUT = 90.0  # agents start under the test kubelet, then kwok serves their logs
 
 
 def _served(tc: TestCluster, ns: str, text: str = "") -> bool:
@@ -50,7 +40,7 @@ async def test_agent_logs_check_reports_an_error_line_from_the_agents_log(
     data_ns = topo.planes_of(PlaneKind.data)[0].namespace
     kl = kubelet([doc])
     try:
-        agents = _wait(
+        agents = poll_until(
             "every cluster-agent process running",
             lambda: (
                 {
@@ -61,9 +51,14 @@ async def test_agent_logs_check_reports_an_error_line_from_the_agents_log(
                 >= set(namespaces)
                 and {s["namespace"]: s for s in kl.state() if s["deployment"] == "cluster-agent"}
             ),
+            AGENT_TIMEOUT,
         )
         for ns in namespaces:
-            _wait(f"kubectl logs of {ns}/cluster-agent", lambda n=ns: _served(doc, n, '"msg"'))
+            poll_until(
+                f"kubectl logs of {ns}/cluster-agent",
+                lambda n=ns: _served(doc, n, '"msg"'),
+                AGENT_TIMEOUT,
+            )
 
         got = (await doctor(doc))["agent-logs"]
         # Read, not "unavailable": the agents' own output came through the API server.
@@ -72,7 +67,7 @@ async def test_agent_logs_check_reports_an_error_line_from_the_agents_log(
         marker = json.dumps({"level": "error", "msg": f"doctor-marker-{uuid.uuid4().hex}"})
         with Path(agents[data_ns]["log"]).open("a") as f:
             f.write(marker + "\n")
-        _wait("the marker in kubectl logs", lambda: _served(doc, data_ns, marker), 30)
+        poll_until("the marker in kubectl logs", lambda: _served(doc, data_ns, marker), 30)
         got = (await doctor(doc))["agent-logs"]
         assert got.status is Status.warn, (got.reason, got.details)
         text = "\n".join([got.reason, *got.details])

@@ -21,6 +21,7 @@ from choreoctl import pki
 from choreoctl.kube.client import KubeClient
 from choreoctl.runtime.agent_exec import Executor
 from choreoctl.runtime.gateway.auth import KubePlaneSource
+from tests.integration.test_trust_issuer import apply_crds
 from tests.unit.test_runtime_gateway import (
     Certs,
     FakeAPI,
@@ -31,7 +32,6 @@ from tests.unit.test_runtime_gateway import (
 )
 
 pytestmark = pytest.mark.cluster
-ROOT = Path(__file__).resolve().parents[2]
 POLL = 0.3
 
 
@@ -49,11 +49,7 @@ def secret(ns: str, *cas: pki.CertKey) -> str:
 
 @pytest.fixture
 async def org(cluster: Any) -> AsyncIterator[str]:
-    cluster.kubectl("apply", "-f", str(ROOT / "templates" / "crds"))
-    for crd in ("dataplanes", "buildplanes", "observabilityplanes"):
-        cluster.kubectl(
-            "wait", "--for=condition=Established", f"crd/{crd}.openchoreo.dev", "--timeout=60s"
-        )
+    apply_crds(cluster)
     name = f"org-{uuid.uuid4().hex[:6]}"
     cluster.kubectl("create", "namespace", name)
     yield name

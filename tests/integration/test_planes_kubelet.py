@@ -11,9 +11,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
-import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,19 +22,9 @@ from choreoctl import pki
 from choreoctl.planes.register import GatewayAccess, notify_gateway
 from choreoctl.topology.model import Plane, PlaneKind
 from tests.integration.test_trust_issuer import apply_crds
+from tests.testenv.kubeapi import poll_until
 
 pytestmark = pytest.mark.cluster
-
-
-def _wait(what: str, check: Callable[[], Any], timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.5)
 
 
 def _objects(ns: str, ca: pki.CertKey) -> list[dict[str, Any]]:
@@ -166,10 +154,10 @@ async def test_kubelet_runs_restarts_and_stops_a_choreoctl_deployment(
     def running() -> dict[str, Any] | None:
         return next((s for s in kl.state() if s["namespace"] == ns and s["running"]), None)
 
-    pod = _wait("the gateway process", running)
+    pod = poll_until("the gateway process", running)
     health = pod["ports"][8080]
     assert len({pod["ports"][p] for p in (8443, 8444, 8080)}) == 3
-    _wait("/health", lambda: _healthy(health))
+    poll_until("/health", lambda: _healthy(health))
     env = _environ(pod["pid"])
     assert env["HEARTBEAT_INTERVAL"] == "7s"
     assert env["KUBERNETES_SERVICE_HOST"] == "127.0.0.1"
@@ -202,7 +190,7 @@ async def test_kubelet_runs_restarts_and_stops_a_choreoctl_deployment(
 
     # a new pod template (what `kubectl rollout restart` does) restarts the process
     cluster.kubectl("-n", ns, "rollout", "restart", "deployment/gw")
-    restarted = _wait(
+    restarted = poll_until(
         "a restart",
         lambda: next(
             (
@@ -217,13 +205,13 @@ async def test_kubelet_runs_restarts_and_stops_a_choreoctl_deployment(
 
     # a deleted Deployment stops its process
     cluster.kubectl("-n", ns, "delete", "deployment", "gw")
-    _wait(
+    poll_until(
         "the process to stop",
         lambda: (
             not Path(f"/proc/{restarted['pid']}").exists()
             or "zombie" in Path(f"/proc/{restarted['pid']}/status").read_text().lower()
         ),
     )
-    _wait("the pod to be forgotten", lambda: all(s["namespace"] != ns for s in kl.state()))
+    poll_until("the pod to be forgotten", lambda: all(s["namespace"] != ns for s in kl.state()))
     cluster.kubectl("delete", "namespace", ns, "--wait=false")
     cluster.kubectl("delete", "clusterrole,clusterrolebinding", f"{ns}-planes")

@@ -45,34 +45,6 @@ def ctx_for(
     return CheckContext(topo, topo.clusters[0], kc, probe=probe, timeout=timeout)
 
 
-def _deployment(ns: str, version: str) -> dict[str, object]:
-    labels = {
-        "app.kubernetes.io/name": "cert-manager",
-        "app.kubernetes.io/component": "controller",
-        "app.kubernetes.io/version": version,
-    }
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": "cert-manager", "namespace": ns, "labels": labels},
-        "spec": {
-            "replicas": 1,
-            "selector": {"matchLabels": {"app.kubernetes.io/name": "cert-manager"}},
-            "template": {
-                "metadata": {"labels": labels},
-                "spec": {
-                    "containers": [
-                        {
-                            "name": "c",
-                            "image": f"jetstack/cert-manager-controller:{version}",
-                        }
-                    ]
-                },
-            },
-        },
-    }
-
-
 async def _wait_version(kc: KubeClient, ns: str, version: str) -> None:
     for _ in range(100):
         dep = await kc.get("apps/v1", "Deployment", "cert-manager", ns)
@@ -99,16 +71,12 @@ async def test_cert_manager_detection(cluster: TestCluster, kc: KubeClient) -> N
     # The version rule and the "no controller" path, on the same Deployment, restored after.
     try:
         for version, status in (("v1.11.4", Status.fail), ("v1.21.2", Status.ok)):
-            await kc.apply(_deployment("cert-manager", version), force=True)
+            await kc.apply(cert_manager_deployment(version), force=True)
             await _wait_version(kc, "cert-manager", version)
             out = await check_cert_manager(ctx_for(topo, kc))
             assert out.status is status, out
             assert version in out.reason
-        await kc.delete("apps/v1", "Deployment", "cert-manager", "cert-manager")
-        for _ in range(50):
-            if await kc.get("apps/v1", "Deployment", "cert-manager", "cert-manager") is None:
-                break
-            await asyncio.sleep(0.2)
+        await _delete_cert_manager(kc)
         gone = await check_cert_manager(ctx)
         assert gone.status is Status.fail, gone
         assert "no controller was found" in gone.reason
@@ -117,17 +85,22 @@ async def test_cert_manager_detection(cluster: TestCluster, kc: KubeClient) -> N
         assert "issued a probe Certificate" in outside.reason
     finally:
         # Put back exactly what the test environment creates, owned by its field manager.
-        await kc.delete("apps/v1", "Deployment", "cert-manager", "cert-manager")
-        for _ in range(50):
-            if await kc.get("apps/v1", "Deployment", "cert-manager", "cert-manager") is None:
-                break
-            await asyncio.sleep(0.2)
+        await _delete_cert_manager(kc)
         await kc.apply(cert_manager_deployment("v1.21.2"), field_manager=FIELD_MANAGER, force=True)
         await _wait_version(kc, "cert-manager", "v1.21.2")
     own = TLS(issuer=TLSIssuer.byo, secret_name="x")
     planes = tuple(dataclasses.replace(p, tls=own) for p in topo.planes)
     byo = dataclasses.replace(topo, planes=planes, trust_issuer=TLSIssuer.choreoctl)
     assert (await check_cert_manager(ctx_for(byo, kc))).status is Status.skip
+
+
+async def _delete_cert_manager(kc: KubeClient) -> None:
+    """Delete the cert-manager Deployment and wait (up to 10 s) until it is gone."""
+    await kc.delete("apps/v1", "Deployment", "cert-manager", "cert-manager")
+    for _ in range(50):
+        if await kc.get("apps/v1", "Deployment", "cert-manager", "cert-manager") is None:
+            return
+        await asyncio.sleep(0.2)
 
 
 def _write(tmp: Path, name: str, pair: pki.CertKey) -> tuple[str, str]:

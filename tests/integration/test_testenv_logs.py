@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from choreoctl import pki
+from tests.testenv.kubeapi import poll_until
 from tests.testenv.processes import free_port
 
 pytestmark = pytest.mark.cluster
@@ -83,15 +84,12 @@ def agent_objects(ns: str, gateway_port: int) -> list[dict[str, Any]]:
     ]
 
 
-def wait(what: str, check: Callable[[], Any], timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.5)
+def running_agent(kl: Any, ns: str) -> dict[str, Any]:
+    """The test kubelet's state of the agent process of ``ns``, once it runs."""
+    return poll_until(
+        "the agent process",
+        lambda: next((s for s in kl.state() if s["namespace"] == ns and s["running"]), None),
+    )
 
 
 def json_lines(text: str) -> list[dict[str, Any]]:
@@ -166,10 +164,7 @@ def test_kubectl_logs_and_follow_show_the_kubelet_process_output(
 ) -> None:
     ns = agent_ns
     kl = kubelet([cluster])
-    state = wait(
-        "the agent process",
-        lambda: next((s for s in kl.state() if s["namespace"] == ns and s["running"]), None),
-    )
+    state = running_agent(kl, ns)
     log_file = Path(state["log"])
 
     def logs() -> str:
@@ -177,7 +172,9 @@ def test_kubectl_logs_and_follow_show_the_kubelet_process_output(
         return done.stdout if done.returncode == 0 else ""
 
     # The agent cannot reach its gateway and logs it: real JSON lines, served by kwok.
-    text = wait("the agent's JSON lines in kubectl logs", lambda: json_lines(logs()) and logs())
+    text = poll_until(
+        "the agent's JSON lines in kubectl logs", lambda: json_lines(logs()) and logs()
+    )
     served = json_lines(text)
     written = json_lines(log_file.read_text())
     assert served and all(line in written for line in served)
@@ -212,10 +209,7 @@ def test_kubectl_exec_runs_in_the_pod_directory_with_the_process_environment(
 ) -> None:
     ns = agent_ns
     kl = kubelet([cluster])
-    state = wait(
-        "the agent process",
-        lambda: next((s for s in kl.state() if s["namespace"] == ns and s["running"]), None),
-    )
+    state = running_agent(kl, ns)
     raw = Path(f"/proc/{state['pid']}/environ").read_bytes().split(b"\0")
     environ = dict(e.decode().split("=", 1) for e in raw if b"=" in e)
     script = 'pwd; echo "$CHOREOCTL_SERVICEACCOUNT_DIR"; cat serviceaccount/namespace'
@@ -225,7 +219,7 @@ def test_kubectl_exec_runs_in_the_pod_directory_with_the_process_environment(
         done = cluster.kubectl(*exec_argv, check=False, timeout=30)
         return done.stdout if done.returncode == 0 else ""
 
-    out = wait("kubectl exec", run, 60).splitlines()
+    out = poll_until("kubectl exec", run, 60).splitlines()
     assert out == [
         str(Path(state["log"]).parent.resolve()),
         environ["CHOREOCTL_SERVICEACCOUNT_DIR"],
@@ -239,7 +233,7 @@ def test_pods_without_logs_are_refused_cleanly(cluster: Any) -> None:
     cluster.kubectl("create", "namespace", ns)
     try:
         cluster.kubectl("run", "plain", "-n", ns, "--image=example/none")
-        wait(
+        poll_until(
             "pod Running",
             lambda: (
                 cluster.kubectl(

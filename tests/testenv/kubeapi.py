@@ -11,7 +11,7 @@ import ssl
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -33,6 +33,9 @@ _PATHS: dict[str, tuple[str, bool]] = {
     "Deployment": ("/apis/apps/v1/namespaces/{namespace}/deployments", True),
     "Logs": ("/apis/kwok.x-k8s.io/v1alpha1/namespaces/{namespace}/logs", True),
 }
+
+
+T = TypeVar("T")
 
 
 class KubeApi:
@@ -126,3 +129,16 @@ def wait_for(
                 f"timed out after {timeout:.0f} s waiting for {what}{last_error}"
             )
         time.sleep(interval)
+
+
+def poll_until(what: str, check: Callable[[], T], timeout: float = 60.0) -> T:
+    """Poll ``check`` every 0.5 s until it returns something truthy, and return that;
+    AssertionError naming ``what`` after ``timeout`` seconds (for tests)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.5)
