@@ -261,7 +261,7 @@ class KubeClient:
         async with await self.open_raw(
             method, url, headers=headers, content=content, timeout=self._timeout
         ) as resp:
-            body = b"".join([chunk async for chunk in resp.iter_raw()])
+            body = await resp.read()
             encoding = next(
                 (v for k, v in resp.headers if k.lower() == "content-encoding"), "identity"
             )

@@ -22,7 +22,7 @@ from choreoctl.checks.framework import (
     skipped,
     warned,
 )
-from choreoctl.checks.runner import Target, parse_duration, run_targets
+from choreoctl.checks.runner import Target, in_flight_for, parse_duration, run_targets
 from choreoctl.errors import InputError
 from choreoctl.topology.loader import load_topology
 
@@ -203,6 +203,22 @@ def test_parse_duration(text: str, seconds: float) -> None:
 def test_bad_duration_is_input_error(bad_text: str) -> None:
     with pytest.raises(InputError):
         parse_duration(bad_text)
+
+
+@pytest.mark.parametrize(
+    ("server", "in_flight"),
+    [
+        ("https://127.0.0.1:6443", 1),
+        ("https://127.0.0.2:6443", 1),
+        ("https://[::1]:6443", 1),
+        ("https://localhost:6443", 1),
+        ("https://10.0.0.5:6443", 2),
+        ("https://api.prod.example.com", 2),
+        ("https://[2001:db8::1]:6443", 2),
+    ],
+)
+def test_an_api_server_on_this_machine_gets_one_connection(server: str, in_flight: int) -> None:
+    assert in_flight_for(server) == in_flight
 
 
 def test_table_is_plain_text_without_a_terminal() -> None:

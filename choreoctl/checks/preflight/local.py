@@ -117,27 +117,26 @@ async def check_domains(ctx: CheckContext) -> Outcome:
     return passed(f"{len(domains)} domain name(s) valid")
 
 
-async def resolves(name: str, timeout: float) -> bool:
-    """Whether ``name`` resolves (a wildcard is tried through one label under it)."""
-    from choreoctl.dns import getaddrinfo
-
+def probe_name(name: str) -> str:
+    """The host to look up for ``name``: a wildcard is tried through one label under it."""
     host = name.rstrip(".")
-    if host.startswith("*."):
-        host = "choreoctl-dns-probe." + host[2:]
-    try:
-        await getaddrinfo(host, timeout=timeout)
-    except (OSError, TimeoutError):
-        return False
-    return True
+    return "choreoctl-dns-probe." + host[2:] if host.startswith("*.") else host
 
 
 async def check_dns(ctx: CheckContext) -> Outcome:
+    from choreoctl.dns import resolve_all
+
     domains = [(w, n) for w, n, wild in topology_domains(ctx) if not domain_problem(n, wild)]
     if not domains:
         return skipped("no valid domain to resolve")
-    each = min(3.0, ctx.timeout / 2)
-    ok = await asyncio.gather(*(resolves(n, each) for _, n in domains))
-    missing = [f"{w}: {n}" for (w, n), good in zip(domains, ok, strict=True) if not good]
+    answers = await resolve_all(
+        [probe_name(n) for _, n in domains], timeout=min(3.0, ctx.timeout / 2)
+    )
+    missing = [
+        f"{w}: {n}"
+        for (w, n), answer in zip(domains, answers, strict=True)
+        if isinstance(answer, BaseException)
+    ]
     if missing:
         return warned(f"{len(missing)} of {len(domains)} name(s) do not resolve yet", missing)
     return passed(f"all {len(domains)} name(s) resolve")
