@@ -6,13 +6,13 @@ apply, delete, raw requests) for any kind, including CRDs, from asyncio code tha
 many clusters at once. Kinds are resolved to URL paths through API discovery, cached
 per client. Every failure becomes a :class:`~choreoctl.errors.ClusterError`.
 
-Two transports, one identity (token, ``SSLContext``, timeouts): the typed verbs and the
-byte-for-byte relay (:meth:`KubeClient.open_raw`, the cluster agent) ride the lean
-aiohttp transport of :mod:`choreoctl.kube.raw`, which costs a fraction of httpx's CPU
-per request (what bounds preflight and installs across many clusters); the typed verbs
-ask for gzip and decompress it themselves, because the relay keeps bytes as sent.
-:meth:`KubeClient.request` (an ``httpx.Response`` for callers that want one), watches
-and pod logs stay on httpx, created on first use.
+Three transports, one identity (token, ``SSLContext``, timeouts), each made on first
+use: the typed verbs ride :mod:`choreoctl.kube.http1`, a small HTTP/1.1 client that
+costs a fraction of httpx's CPU per request (what bounds preflight and installs across
+many clusters) and, unlike aiohttp, nothing to import; they ask for gzip and decompress
+it themselves. The byte-for-byte relay (:meth:`KubeClient.open_raw`, the cluster agent)
+rides aiohttp (:mod:`choreoctl.kube.raw`). :meth:`KubeClient.request` (an
+``httpx.Response`` for callers that want one), watches and pod logs stay on httpx.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from urllib.parse import urlencode
 
 from choreoctl.errors import ApiError, ApplyConflict, ClusterError, ClusterUnreachable, Problem
 from choreoctl.kube.config import Endpoint, endpoint_from_kubeconfig, endpoint_in_cluster
+from choreoctl.kube.http1 import Http1Client
 from choreoctl.kube.kinds import BUILTIN
 from choreoctl.kube.kinds import ResourceInfo as ResourceInfo  # re-exported: its old home
 from choreoctl.kube.raw import RawResponse, RawTransport
@@ -85,6 +86,7 @@ class KubeClient:
         self._timeout = timeout
         self._httpx: httpx.AsyncClient | None = None
         self._raw = RawTransport(self.server, verify_arg, timeout, self.name)
+        self._h1 = Http1Client(self.server, verify_arg, timeout, self.name)
         self._resources: dict[tuple[str, str], ResourceInfo] = dict(BUILTIN)
         self._discovering: dict[str, asyncio.Task[list[ResourceInfo]]] = {}
         # Every new TLS connection costs the API server an RSA signature (~2 ms CPU on
@@ -100,7 +102,7 @@ class KubeClient:
     @name.setter
     def name(self, value: str) -> None:
         self._name = value
-        self._raw.name = value  # the transport names the cluster in its errors too
+        self._raw.name = self._h1.name = value  # transports name the cluster in errors
 
     @property
     def _http(self) -> httpx.AsyncClient:
@@ -151,6 +153,7 @@ class KubeClient:
         if self._httpx is not None:
             await self._httpx.aclose()
         await self._raw.aclose()
+        await self._h1.aclose()
 
     # -- raw requests -------------------------------------------------------------------
 
@@ -258,14 +261,10 @@ class KubeClient:
     async def _exchange(
         self, method: str, url: str, headers: dict[str, str], content: bytes | None
     ) -> tuple[int, bytes, str]:
-        async with await self.open_raw(
-            method, url, headers=headers, content=content, timeout=self._timeout
-        ) as resp:
-            body = await resp.read()
-            encoding = next(
-                (v for k, v in resp.headers if k.lower() == "content-encoding"), "identity"
-            )
-        return resp.status_code, body, encoding
+        headers.update(self._auth_headers())
+        status, head, body = await self._h1.exchange(method, url, headers, content, self._timeout)
+        encoding = next((v for k, v in head if k.lower() == "content-encoding"), "identity")
+        return status, body, encoding
 
     async def _call(
         self,
