@@ -50,8 +50,7 @@ def format_time(when: datetime) -> str:
 
 async def server_time(client: KubeClient) -> str:
     """The API server's clock (its ``Date`` header), RFC 3339; local clock as fallback."""
-    resp = await client.request("GET", "/version")
-    date = resp.headers.get("date", "")
+    date = await client.server_date()
     try:
         return format_time(email.utils.parsedate_to_datetime(date))
     except (TypeError, ValueError):

@@ -71,19 +71,19 @@ def step_order(record: InstallRecord) -> list[str]:
 async def _namespaced_kinds(client: KubeClient) -> list[tuple[str, str]]:
     """(apiVersion, kind) of every listable namespaced resource the server serves."""
     groups = [("", "v1")]
-    resp = await client.request("GET", "/apis")
-    for g in (resp.json() if resp.status_code == 200 else {}).get("groups", []):
+    for g in (await client.get_path("/apis") or {}).get("groups", []):
         groups.append((g["name"], g["preferredVersion"]["version"]))
 
     async def kinds(group: str, version: str) -> list[tuple[str, str]]:
         api_version = f"{group}/{version}" if group else version
         path = "/api/v1" if not group else f"/apis/{api_version}"
-        r = await client.request("GET", path)
-        if r.status_code != 200:
-            return []
+        try:
+            found = await client.get_path(path) or {}
+        except ApiError:
+            return []  # an aggregated API that is down (503) holds nothing we could list
         return [
             (api_version, res["kind"])
-            for res in r.json().get("resources", [])
+            for res in found.get("resources", [])
             if res.get("namespaced") and "/" not in res["name"] and "list" in res.get("verbs", [])
         ]
 

@@ -12,7 +12,7 @@ costs a fraction of httpx's CPU per request (what bounds preflight and installs 
 many clusters) and, unlike aiohttp, nothing to import; they ask for gzip and decompress
 it themselves. The byte-for-byte relay (:meth:`KubeClient.open_raw`, the cluster agent)
 rides aiohttp (:mod:`choreoctl.kube.raw`). :meth:`KubeClient.request` (an
-``httpx.Response`` for callers that want one), watches and pod logs stay on httpx.
+``httpx.Response`` for callers that want one) and watches stay on httpx.
 """
 
 from __future__ import annotations
@@ -106,7 +106,7 @@ class KubeClient:
 
     @property
     def _http(self) -> httpx.AsyncClient:
-        """The httpx client, made on first use (preflight and installs never need it)."""
+        """The httpx client, made on first use (only ``request`` and watches need it)."""
         if self._httpx is None:
             import httpx
 
@@ -389,6 +389,17 @@ class KubeClient:
 
     # -- verbs --------------------------------------------------------------------------
 
+    async def get_path(self, path: str) -> Obj | None:
+        """The JSON document at a path that names no object (``/apis``, a group's
+        discovery); ``None`` when the server serves nothing there (404)."""
+        return await self._call("GET", path, ok_missing=True)
+
+    async def server_date(self) -> str:
+        """The API server's clock: the ``Date`` header of its answer ("" without one)."""
+        headers = {"Accept": "application/json", **self._auth_headers()}
+        _, head, _ = await self._h1.exchange("GET", "/version", headers, None, self._timeout)
+        return next((v for k, v in head if k.lower() == "date"), "")
+
     async def version(self) -> Obj:
         """``/version`` of the API server (gitVersion, major, minor …)."""
         return await self._call("GET", "/version") or {}
@@ -620,10 +631,10 @@ class KubeClient:
         params: dict[str, Any] = {"tailLines": tail_lines}
         if container:
             params["container"] = container
-        resp = await self.request("GET", path, params=params)
-        if resp.status_code >= 400:
-            raise self._api_error("GET", path, resp)
-        return resp.text
+        status, raw = await self._send("GET", path, params, {"Accept": "*/*"}, None)
+        if status >= 400:
+            raise self._error_from("GET", path, status, raw)
+        return raw.decode("utf-8", errors="replace")
 
     async def apply_created(
         self,

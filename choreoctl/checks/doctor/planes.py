@@ -15,6 +15,7 @@ from choreoctl.checks.framework import (
     passed,
     skipped,
 )
+from choreoctl.errors import ApiError
 from choreoctl.planes.crs import API_VERSION, KINDS, org_namespace
 from choreoctl.topology.model import PlaneKind
 
@@ -94,10 +95,11 @@ async def check_environments(ctx: CheckContext) -> Outcome:
 async def _secret_store_version(ctx: CheckContext) -> str:
     """The served external-secrets.io version, or "" when its CRD is not installed."""
     for version in ("v1", "v1beta1"):
-        resp = await ctx.kc.request("GET", f"/apis/{SECRET_STORE_GROUP}/{version}")
-        if resp.status_code == 200 and any(
-            r.get("kind") == "ClusterSecretStore" for r in resp.json().get("resources", [])
-        ):
+        try:
+            kinds = await ctx.kc.discover(f"{SECRET_STORE_GROUP}/{version}")
+        except ApiError:
+            continue  # not served as it should be: as good as absent for this check
+        if any(k.kind == "ClusterSecretStore" for k in kinds):
             return f"{SECRET_STORE_GROUP}/{version}"
     return ""
 
