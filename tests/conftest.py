@@ -2,8 +2,8 @@
 
 import pytest
 
-# kubelet: the `kubelet` fixture that runs choreoctl's own pods as processes.
-pytest_plugins = ["tests.testenv.pytest_plugin", "tests.testenv.kubelet"]
+# kubelet_thread: the `kubelet` fixture that runs choreoctl's own pods as processes.
+pytest_plugins = ["tests.testenv.pytest_plugin", "tests.testenv.kubelet_thread"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -22,7 +22,7 @@ from choreoctl.kube.client import KubeClient
 from choreoctl.runtime.agent_exec import Executor
 from choreoctl.runtime.gateway.auth import KubePlaneSource
 from tests.integration.test_trust_issuer import apply_crds
-from tests.unit.test_runtime_gateway import (
+from tests.unit.gateway_harness import (
     Certs,
     FakeAPI,
     Harness,

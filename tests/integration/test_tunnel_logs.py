@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.test_runtime_tunnel import Env, env, planes, until
+from tests.integration.tunnel_env import Env, env, planes, until
 from tests.testenv.podlogs import LogPump, serve_pod_log
 
 pytestmark = pytest.mark.cluster

@@ -30,10 +30,11 @@ from typing import TYPE_CHECKING, Any
 
 from choreoctl.errors import ChoreoError
 from tests.testenv.podlogs import logs_object
+from tests.testenv.podspec import REPO, Pod
 from tests.testenv.processes import ManagedProcess, free_port
 
 if TYPE_CHECKING:
-    from tests.testenv.kubelet import Kubelet, Pod
+    from tests.testenv.kubelet import Kubelet
 
 FIELD_MANAGER = "choreoctl-testenv-kubelet"
 
@@ -141,8 +142,6 @@ class PodRunner:
             self.kubelet.pump.discard(run.pod.log)
 
     async def _start(self, cluster: str, key: str, obj: dict[str, Any]) -> None:
-        from tests.testenv.kubelet import REPO, Pod
-
         m = obj["metadata"]
         safe = key.replace("/", "_")
         pod = Pod(cluster, m["namespace"], m["name"], self.kubelet.workdir / "pods" / safe)

@@ -16,7 +16,7 @@ import pytest
 
 from choreoctl.kube.client import KubeClient
 from choreoctl.runtime.agent_exec import Executor
-from tests.unit.test_runtime_gateway import (
+from tests.unit.gateway_harness import (
     Certs,
     FakeAPI,
     Harness,

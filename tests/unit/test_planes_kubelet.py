@@ -8,14 +8,8 @@ from typing import Any
 import pytest
 
 from choreoctl.errors import ChoreoError
-from tests.testenv.kubelet import (
-    Kubelet,
-    Pod,
-    rewrite_mounts,
-    rewrite_ports,
-    runs_choreoctl,
-    template_hash,
-)
+from tests.testenv.kubelet import Kubelet
+from tests.testenv.podspec import Pod, rewrite_mounts, rewrite_ports, runs_choreoctl, template_hash
 
 
 def deployment(

@@ -18,7 +18,7 @@ from choreoctl.runtime.agent import Agent
 from choreoctl.runtime.agent_exec import Executor
 from choreoctl.runtime.gateway import server, tunnel
 from choreoctl.runtime.tuning import tune_allocator
-from tests.unit.test_runtime_gateway import (
+from tests.unit.gateway_harness import (
     Certs,
     FakeAPI,
     Harness,

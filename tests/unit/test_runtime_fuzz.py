@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from choreoctl.kube.client import KubeClient
 from choreoctl.runtime import protocol as p
 from choreoctl.runtime.agent_exec import Executor
-from tests.unit.test_runtime_gateway import (
+from tests.unit.gateway_harness import (
     Certs,
     FakeAPI,
     Harness,
