@@ -14,6 +14,7 @@ DNS answer cannot hold a command up; failures become
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import ssl
 import time
 from collections.abc import Callable, Mapping
@@ -132,13 +133,10 @@ class Http1Client:
         return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + (body or b"")
 
     async def _connect(self) -> _Conn:
-        from choreoctl.dns import getaddrinfo
-
         failure: BaseException | None = None
         try:
             async with asyncio.timeout(self._timeout):
-                infos = await getaddrinfo(self._host, self._port, timeout=self._timeout)
-                for address in dict.fromkeys(str(info[4][0]) for info in infos):
+                for address in await self._addresses():
                     try:
                         reader, writer = await asyncio.open_connection(
                             address,
@@ -164,6 +162,16 @@ class Http1Client:
             f"{self.name}: cannot reach {self.server}: {_text(failure)}",
             hint="check the kubeconfig server address, the network and the cluster",
         ) from failure
+
+    async def _addresses(self) -> list[str]:
+        """The server's addresses in resolver order (an IP address is its own)."""
+        from choreoctl.dns import getaddrinfo
+
+        try:
+            return [str(ipaddress.ip_address(self._host))]
+        except ValueError:
+            infos = await getaddrinfo(self._host, self._port, timeout=self._timeout)
+            return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
     async def _roundtrip(
         self, conn: _Conn, request: bytes, timeout: float | None

@@ -170,3 +170,12 @@ async def test_refused_connection_and_header_injection_are_clear_errors() -> Non
         await c.exchange("GET", "/", {}, None, 5)
     with pytest.raises(ClusterUnreachable, match="line break"):
         await c.exchange("GET", "/", {"Authorization": "Bearer a\r\nX-Evil: 1"}, None, 5)
+
+
+async def test_a_host_name_is_resolved_and_its_addresses_tried_in_turn(serve: ServeFn) -> None:
+    # localhost may resolve to ::1 first, where nothing listens: 127.0.0.1 is next.
+    server = await serve(lambda req: (ok(b"here"), False))
+    c = Http1Client(f"http://localhost:{server.port}", False, 5, "test")
+    assert (await c.exchange("GET", "/", {}, None, 5))[2] == b"here"
+    assert server.requests[0].startswith(b"GET / HTTP/1.1\r\nHost: localhost:")
+    await c.aclose()
