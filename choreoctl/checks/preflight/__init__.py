@@ -61,6 +61,7 @@ async def run_preflight(
         probe=probe,
         timeout=timeout,
         wait=wait,
+        any_version=True,  # the cluster's shape, not what was just written: no snapshot
     )
 
 
