@@ -114,10 +114,8 @@ class CheckContext:
         probe: bool = False,
         timeout: float = 10.0,
         peers: dict[str, KubeClient] | None = None,
-        any_version: bool = False,
     ) -> None:
         self.topology = topology
-        self.any_version = any_version
         self.peers = peers if peers is not None else {}
         self.cluster = cluster
         self._client = client
@@ -165,16 +163,7 @@ class CheckContext:
         Reads ``not_older_than`` it see every write made before the run and are served
         from the API server's watch cache, about half its CPU and no etcd read. "" when
         the identity may not list namespaces: reads then go to etcd as usual.
-
-        With ``any_version`` (preflight) it is "0": whatever the watch cache holds, a
-        few milliseconds behind at most. The shape preflight reads (nodes, classes,
-        capacity) does not change in that time, and the snapshot itself was the
-        costliest read of a run (a quorum read: ~1.3 ms of API server CPU and a round
-        trip before any other read). Doctor, which reads what an install just wrote,
-        keeps the snapshot.
         """
-        if self.any_version:
-            return "0"
 
         async def take() -> str:
             try:

@@ -214,13 +214,11 @@ async def run_suite(
     probe: bool = False,
     timeout: float = 10.0,
     wait: float = 0.0,
-    any_version: bool = False,
 ) -> Report:
     """Run ``cluster_checks`` on every cluster of ``topology`` and ``local_checks`` once.
 
     Each cluster gets its own client and context; ``gate`` (the API answers) runs first
     on each, and when it fails the cluster's other checks fail at once with its reason.
-    ``any_version``: see :meth:`CheckContext.snapshot`.
     """
     targets: list[Target] = []
     clients: list[KubeClient] = []
@@ -237,28 +235,12 @@ async def run_suite(
                 return failed(reason)
 
             blocked = Check(gate.id, gate.category, gate.description, gate.hint, no_client)
-            ctx = CheckContext(
-                topology,
-                cluster,
-                None,
-                probe=probe,
-                timeout=timeout,
-                peers=peers,
-                any_version=any_version,
-            )
+            ctx = CheckContext(topology, cluster, None, probe=probe, timeout=timeout, peers=peers)
             targets.append(Target(ctx, list(cluster_checks), blocked))
             continue
         clients.append(made)
         peers[cluster.name] = made
-        ctx = CheckContext(
-            topology,
-            cluster,
-            made,
-            probe=probe,
-            timeout=timeout,
-            peers=peers,
-            any_version=any_version,
-        )
+        ctx = CheckContext(topology, cluster, made, probe=probe, timeout=timeout, peers=peers)
         targets.append(Target(ctx, list(cluster_checks), gate))
     try:
         return await run_targets(command, topology.name, targets, wait=wait)

@@ -61,7 +61,6 @@ async def run_preflight(
         probe=probe,
         timeout=timeout,
         wait=wait,
-        any_version=True,  # the cluster's shape, not what was just written: no snapshot
     )
 
 
