@@ -12,41 +12,14 @@ same ``SSLContext`` and token); transport failures become
 
 from __future__ import annotations
 
-import os
 import ssl
-import sys
 from collections.abc import AsyncIterator, Mapping
-from types import ModuleType
 from typing import TYPE_CHECKING
 
 from choreoctl.errors import ClusterUnreachable
 
 if TYPE_CHECKING:
     import aiohttp
-
-
-def import_aiohttp() -> ModuleType:
-    """``import aiohttp`` without the system CA bundle, which it would load twice.
-
-    aiohttp's first import builds two default SSL contexts (``aiohttp.connector``) from
-    the system trust store: 40-50 ms, a sixth of a short command like ``preflight``.
-    No session here uses them: each passes the kubeconfig's own context, or ``False``
-    (no verification). Processes that may use them (the agent dials through proxies)
-    import aiohttp at start-up instead, and get the full trust store.
-    """
-    if "aiohttp" not in sys.modules:
-        names = ("SSL_CERT_FILE", "SSL_CERT_DIR")
-        saved = {k: os.environ.get(k) for k in names}
-        os.environ.update(dict.fromkeys(names, os.devnull))
-        try:
-            import aiohttp  # noqa: F401
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
-    return sys.modules["aiohttp"]
 
 
 class RawResponse:
@@ -146,7 +119,7 @@ class RawTransport:
 
         ``timeout`` bounds connecting and each read (``None``: a watch may stay silent).
         """
-        aiohttp = import_aiohttp()
+        import aiohttp
 
         if self._session is None:
             self._session = self._open_session()
