@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from choreoctl.errors import ClusterUnreachable
+from choreoctl.errors import ClusterError, ClusterUnreachable
 
 Headers = list[tuple[str, str]]
 
@@ -123,14 +123,22 @@ class Http1Client:
         lines = [f"{method} {target} HTTP/1.1", f"Host: {self._authority}", "User-Agent: choreoctl"]
         for k, v in headers.items():
             if "\r" in v or "\n" in v or "\r" in k or "\n" in k:
-                raise ClusterUnreachable(
+                raise ClusterError(
                     f"{self.name}: header {k!r} holds a line break",
                     hint="check the credentials in the kubeconfig (a token spans lines?)",
                 )
             lines.append(f"{k}: {v}")
         if body is not None or method in ("POST", "PUT", "PATCH"):
             lines.append(f"Content-Length: {len(body or b'')}")
-        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + (body or b"")
+        try:
+            head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        except UnicodeEncodeError as e:
+            raise ClusterError(
+                f"{self.name}: {method} {target[:80]}: {e.object[e.start : e.end]!r} cannot "
+                "go into an HTTP header or path",
+                hint="check the credentials in the kubeconfig and the names used",
+            ) from e
+        return head + (body or b"")
 
     async def _connect(self) -> _Conn:
         failure: BaseException | None = None

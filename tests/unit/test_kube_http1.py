@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from choreoctl.errors import ClusterUnreachable
+from choreoctl.errors import ClusterError, ClusterUnreachable
 from choreoctl.kube.http1 import Http1Client
 
 # How the server answers one request: the raw bytes to send, then whether to close.
@@ -168,8 +168,10 @@ async def test_refused_connection_and_header_injection_are_clear_errors() -> Non
     c = Http1Client(f"http://127.0.0.1:{port}", False, 5, "gone")
     with pytest.raises(ClusterUnreachable, match="gone: cannot reach http://127.0.0.1"):
         await c.exchange("GET", "/", {}, None, 5)
-    with pytest.raises(ClusterUnreachable, match="line break"):
+    with pytest.raises(ClusterError, match="line break"):
         await c.exchange("GET", "/", {"Authorization": "Bearer a\r\nX-Evil: 1"}, None, 5)
+    with pytest.raises(ClusterError, match="'€' cannot go into an HTTP header"):
+        await c.exchange("GET", "/", {"Authorization": "Bearer €"}, None, 5)
 
 
 async def test_a_host_name_is_resolved_and_its_addresses_tried_in_turn(serve: ServeFn) -> None:
