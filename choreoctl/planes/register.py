@@ -16,7 +16,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from choreoctl import pki
-from choreoctl.errors import ApiError, InputError, Problem, TrustError, WaitTimeout
+from choreoctl.errors import (
+    ApiError,
+    ClusterError,
+    InputError,
+    Problem,
+    TrustError,
+    WaitTimeout,
+)
 from choreoctl.kube.client import KubeClient, Obj
 from choreoctl.planes.crs import (
     API_VERSION,
@@ -124,9 +131,11 @@ async def notify_gateway(access: GatewayAccess, plane: Plane, namespace: str) ->
 
     The gateway also watches plane CRs, so a missed notification only costs latency.
     """
+    import json
     import ssl
+    from urllib.parse import urlsplit
 
-    import httpx
+    from choreoctl.kube.http1 import Http1Client
 
     try:
         ctx = ssl.create_default_context(cafile=access.server_ca)
@@ -144,12 +153,19 @@ async def notify_gateway(access: GatewayAccess, plane: Plane, namespace: str) ->
         "name": plane.name,
         "namespace": namespace,
     }
+    url = urlsplit(access.url)
+    gateway = Http1Client(f"{url.scheme}://{url.netloc}", ctx, 5.0, "the cluster gateway")
+    headers = {"Content-Type": "application/json", "Accept": "application/json"}
+    target = f"{url.path.rstrip('/')}/api/v1/planes/notify"
     try:
-        async with httpx.AsyncClient(verify=ctx, timeout=5.0, trust_env=False) as http:
-            resp = await http.post(f"{access.url.rstrip('/')}/api/v1/planes/notify", json=body)
-    except httpx.HTTPError:
+        status, _, _ = await gateway.exchange(
+            "POST", target, headers, json.dumps(body).encode(), 5.0
+        )
+    except ClusterError:
         return False
-    return resp.status_code < 300
+    finally:
+        await gateway.aclose()
+    return status < 300
 
 
 async def wait_agent_connected(
