@@ -31,6 +31,9 @@ IDLE_REUSE_SECONDS = 30.0
 _IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 _NO_BODY = frozenset({204, 304})
 _HEAD_LIMIT = 1 << 20  # bytes of status line and headers we accept
+# Connections to one server at most; more requests at once wait for one to come free
+# (uninstall lists every namespaced kind at once: ~100 TLS handshakes otherwise).
+MAX_CONNECTIONS = 32
 
 
 @dataclass
@@ -59,6 +62,7 @@ class Http1Client:
             self._tls = tls if isinstance(tls, ssl.SSLContext) else _unverified()
         self._timeout = timeout
         self._idle: list[_Conn] = []
+        self._open = asyncio.Semaphore(MAX_CONNECTIONS)
 
     async def exchange(
         self,
@@ -75,6 +79,12 @@ class Http1Client:
         sent (not decompressed).
         """
         request = self._encode(method, target, headers, body)
+        async with self._open:
+            return await self._exchange(method, request, timeout)
+
+    async def _exchange(
+        self, method: str, request: bytes, timeout: float | None
+    ) -> tuple[int, Headers, bytes]:
         while True:
             conn, reused = self._take()
             if conn is None:

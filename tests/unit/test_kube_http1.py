@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from choreoctl.errors import ClusterError, ClusterUnreachable
-from choreoctl.kube.http1 import Http1Client
+from choreoctl.kube.http1 import MAX_CONNECTIONS, Http1Client
 
 # How the server answers one request: the raw bytes to send, then whether to close.
 Answer = Callable[[bytes], tuple[bytes, bool]]
@@ -180,4 +180,16 @@ async def test_a_host_name_is_resolved_and_its_addresses_tried_in_turn(serve: Se
     c = Http1Client(f"http://localhost:{server.port}", False, 5, "test")
     assert (await c.exchange("GET", "/", {}, None, 5))[2] == b"here"
     assert server.requests[0].startswith(b"GET / HTTP/1.1\r\nHost: localhost:")
+    await c.aclose()
+
+
+async def test_requests_beyond_the_connection_cap_wait_for_a_free_connection(
+    serve: ServeFn,
+) -> None:
+    server = await serve(lambda req: (ok(b"x"), False))
+    c = client(server)
+    many = MAX_CONNECTIONS + 8
+    got = await asyncio.gather(*(c.exchange("GET", f"/{i}", {}, None, 5) for i in range(many)))
+    assert [g[2] for g in got] == [b"x"] * many
+    assert server.connections == MAX_CONNECTIONS  # the 8 late ones reused freed connections
     await c.aclose()
