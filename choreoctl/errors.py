@@ -100,9 +100,42 @@ class ClusterError(ChoreoError):
 
 @dataclass
 class ClusterUnreachable(ClusterError):
-    """The API server of a cluster could not be reached."""
+    """The API server of a cluster could not be reached.
+
+    The constructors below word it the same whichever transport failed (the small
+    HTTP/1.1 client, aiohttp's relay, httpx).
+    """
 
     reference: str = "cluster-unreachable"
+
+    @classmethod
+    def no_answer(cls, cluster: str, server: str, what: str) -> ClusterUnreachable:
+        """Nothing came back in time (``what``: which timeout, e.g. ReadTimeout)."""
+        return cls(
+            f"{cluster}: no answer from {server} ({what})",
+            hint="check that the API server is up and reachable from here",
+        )
+
+    @classmethod
+    def cannot_reach(cls, cluster: str, server: str, cause: object) -> ClusterUnreachable:
+        """No connection (refused, no route, TLS refused, name unknown)."""
+        return cls(
+            f"{cluster}: cannot reach {server}: {_said(cause)}",
+            hint="check the kubeconfig server address, the network and the cluster",
+        )
+
+    @classmethod
+    def broken_off(cls, cluster: str, cause: object) -> ClusterUnreachable:
+        """A response cut off mid-way (connection reset, server gone, garbled)."""
+        return cls(
+            f"{cluster}: the API server broke off the response: {_said(cause)}",
+            hint="check the API server's health",
+        )
+
+
+def _said(cause: object) -> str:
+    """An exception's message, or its type's name when it has none."""
+    return str(cause) or type(cause).__name__
 
 
 @dataclass

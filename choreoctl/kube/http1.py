@@ -14,13 +14,13 @@ DNS answer cannot hold a command up; failures become
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import ssl
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from choreoctl.connect import close, open_connection
 from choreoctl.errors import ClusterError, ClusterUnreachable
 
 Headers = list[tuple[str, str]]
@@ -115,7 +115,7 @@ class Http1Client:
         for conn in idle:
             conn.writer.close()
         if idle:  # let TLS say goodbye, but never wait long on a server that went away
-            await asyncio.wait([asyncio.ensure_future(_closed(c)) for c in idle], timeout=1.0)
+            await asyncio.wait([asyncio.ensure_future(close(c.writer)) for c in idle], timeout=1.0)
 
     def _take(self) -> tuple[_Conn | None, bool]:
         """The most recently used idle connection still fresh enough, if any."""
@@ -151,45 +151,20 @@ class Http1Client:
         return head + (body or b"")
 
     async def _connect(self) -> _Conn:
-        failure: BaseException | None = None
         try:
-            async with asyncio.timeout(self._timeout):
-                for address in await self._addresses():
-                    try:
-                        reader, writer = await asyncio.open_connection(
-                            address,
-                            self._port,
-                            ssl=self._tls,
-                            server_hostname=self._host if self._tls else None,
-                            limit=_HEAD_LIMIT,
-                        )
-                    except ssl.SSLError:
-                        raise  # the server answered: another address will not fix TLS
-                    except OSError as e:
-                        failure = e
-                        continue
-                    return _Conn(reader, writer)
+            reader, writer = await open_connection(
+                self._host,
+                self._port,
+                timeout=self._timeout,
+                ssl=self._tls,
+                server_hostname=self._host if self._tls else None,
+                limit=_HEAD_LIMIT,
+            )
         except TimeoutError as e:
-            raise ClusterUnreachable(
-                f"{self.name}: no answer from {self.server} (ConnectTimeout)",
-                hint="check that the API server is up and reachable from here",
-            ) from e
-        except (OSError, ssl.SSLError) as e:
-            failure = e
-        raise ClusterUnreachable(
-            f"{self.name}: cannot reach {self.server}: {_text(failure)}",
-            hint="check the kubeconfig server address, the network and the cluster",
-        ) from failure
-
-    async def _addresses(self) -> list[str]:
-        """The server's addresses in resolver order (an IP address is its own)."""
-        from choreoctl.dns import getaddrinfo
-
-        try:
-            return [str(ipaddress.ip_address(self._host))]
-        except ValueError:
-            infos = await getaddrinfo(self._host, self._port, timeout=self._timeout)
-            return list(dict.fromkeys(str(info[4][0]) for info in infos))
+            raise ClusterUnreachable.no_answer(self.name, self.server, "ConnectTimeout") from e
+        except OSError as e:  # socket.gaierror and ssl.SSLError included
+            raise ClusterUnreachable.cannot_reach(self.name, self.server, e) from e
+        return _Conn(reader, writer)
 
     async def _roundtrip(
         self, conn: _Conn, request: bytes, timeout: float | None
@@ -227,10 +202,7 @@ class Http1Client:
                     body, keep = await conn.reader.read(), False  # framed by the close
                 return status, headers, body, keep
         except TimeoutError as e:
-            raise ClusterUnreachable(
-                f"{self.name}: no answer from {self.server} (ReadTimeout)",
-                hint="check that the API server is up and reachable from here",
-            ) from e
+            raise ClusterUnreachable.no_answer(self.name, self.server, "ReadTimeout") from e
         except asyncio.IncompleteReadError as e:
             if not got_any and not e.partial:
                 raise _Unanswered() from e
@@ -241,10 +213,7 @@ class Http1Client:
             raise self._broken_off(e) from e
 
     def _broken_off(self, e: BaseException) -> ClusterUnreachable:
-        return ClusterUnreachable(
-            f"{self.name}: the API server broke off the response: {_text(e)}",
-            hint="check the API server's health",
-        )
+        return ClusterUnreachable.broken_off(self.name, e)
 
 
 def _parse_head(head: bytes) -> tuple[int, str, Headers]:
@@ -281,20 +250,9 @@ async def _read_chunked(reader: asyncio.StreamReader, arm: Callable[[], None]) -
             raise ValueError("a chunk did not end with CRLF")
 
 
-async def _closed(conn: _Conn) -> None:
-    try:
-        await conn.writer.wait_closed()
-    except (OSError, ssl.SSLError):
-        pass  # already gone: nothing to tell
-
-
 def _unverified() -> ssl.SSLContext:
     """TLS without verification, for a kubeconfig with ``insecure-skip-tls-verify``."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
     return ctx
-
-
-def _text(e: BaseException | None) -> str:
-    return (str(e) or type(e).__name__) if e is not None else "no address to connect to"

@@ -157,15 +157,9 @@ class ApiTransport:
         try:
             return await self._http.send(req, stream=stream)
         except httpx.TimeoutException as e:
-            raise ClusterUnreachable(
-                f"{self.name}: no answer from {self.server} ({type(e).__name__})",
-                hint="check that the API server is up and reachable from here",
-            ) from e
+            raise ClusterUnreachable.no_answer(self.name, self.server, type(e).__name__) from e
         except httpx.TransportError as e:
-            raise ClusterUnreachable(
-                f"{self.name}: cannot reach {self.server}: {str(e) or type(e).__name__}",
-                hint="check the kubeconfig server address, the network and the cluster",
-            ) from e
+            raise ClusterUnreachable.cannot_reach(self.name, self.server, e) from e
 
     async def open_raw(
         self,

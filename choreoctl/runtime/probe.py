@@ -20,6 +20,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from choreoctl.connect import close, open_connection
 from choreoctl.errors import ClusterError
 from choreoctl.pki import name_covers
 
@@ -82,14 +83,8 @@ def _same_ip(name: str, ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bo
 async def _connect(
     host: str, port: int, timeout: float
 ) -> tuple[asyncio.StreamWriter | None, ProbeResult | None]:
-    from choreoctl.dns import getaddrinfo
-
     try:
-        # Resolved apart from the connect: choreoctl.dns never lets a silent resolver
-        # hold up the process (asyncio's own lookup runs in an executor it joins on exit).
-        async with asyncio.timeout(timeout):
-            infos = await getaddrinfo(host, port, timeout=timeout)
-            writer = await _first_to_connect([str(info[4][0]) for info in infos], port)
+        _, writer = await open_connection(host, port, timeout=timeout)
     except TimeoutError:
         text = f"no answer from {host}:{port} within {timeout:g}s (firewalled?)"
         return None, ProbeResult("timeout", text)
@@ -102,32 +97,13 @@ async def _connect(
     return writer, None
 
 
-async def _first_to_connect(addresses: list[str], port: int) -> asyncio.StreamWriter:
-    """A connection to the first address (in resolver order) that accepts one."""
-    failure: OSError = ConnectionRefusedError(f"no address to connect to on port {port}")
-    for address in dict.fromkeys(addresses):  # unique, order kept
-        try:
-            return (await asyncio.open_connection(address, port))[1]
-        except OSError as e:
-            failure = e
-    raise failure
-
-
-async def _close(writer: asyncio.StreamWriter) -> None:
-    writer.close()
-    try:
-        await writer.wait_closed()
-    except (OSError, ssl.SSLError):
-        pass
-
-
 async def tcp_probe(host: str, port: int, timeout: float) -> tuple[str, str]:
     """``(verdict, text)`` of a TCP connect: open, refused, unresolved or timeout."""
     writer, failure = await _connect(host, port, timeout)
     if failure is not None:
         return failure.verdict, failure.detail
     assert writer is not None
-    await _close(writer)
+    await close(writer)
     return "open", f"{host}:{port} accepts connections"
 
 
@@ -168,7 +144,7 @@ async def probe(host: str, port: int, timeout: float) -> ProbeResult:
         writer.transport.abort()
         reason = "no answer" if isinstance(e, TimeoutError) else str(e) or type(e).__name__
         return ProbeResult("open", f"{prefix}, but no TLS handshake ({reason}): not the gateway?")
-    await _close(writer)
+    await close(writer)
     if not names:
         return ProbeResult("open", f"{prefix}, but its TLS certificate has no SANs")
     shown = ", ".join(names)
