@@ -6,27 +6,24 @@ apply, delete, raw requests) for any kind, including CRDs, from asyncio code tha
 many clusters at once. Kinds are resolved to URL paths through API discovery, cached
 per client. Every failure becomes a :class:`~choreoctl.errors.ClusterError`.
 
-Requests go through :class:`~choreoctl.kube.transport.ApiTransport` (the token, TLS
-and the three transports: a small HTTP/1.1 client for the verbs here, aiohttp for the
-agent's relay, httpx for watches).
+:class:`KubeClient` extends :class:`~choreoctl.kube.transport.ApiTransport` (the token,
+TLS and the three transports: a small HTTP/1.1 client for the verbs here, aiohttp for
+the agent's relay, httpx for watches).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
-from collections.abc import AsyncIterator, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator
+from typing import Any
 
 from choreoctl.errors import ApiError
 from choreoctl.kube.config import Endpoint, endpoint_from_kubeconfig, endpoint_in_cluster
 from choreoctl.kube.kinds import BUILTIN
 from choreoctl.kube.kinds import ResourceInfo as ResourceInfo  # re-exported: its old home
-from choreoctl.kube.raw import RawResponse
 from choreoctl.kube.transport import ApiTransport, Obj
-
-if TYPE_CHECKING:
-    import httpx
 
 __all__ = ["KubeClient", "Obj", "ResourceInfo"]
 
@@ -35,49 +32,23 @@ def _group_path(api_version: str) -> str:
     return "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
 
 
-class KubeClient:
-    """Generic async verbs against one API server.
+class KubeClient(ApiTransport):
+    """Generic async verbs against one API server, on top of its transport.
 
     Use ``async with KubeClient.from_kubeconfig(...) as kc:`` or call :meth:`aclose`.
-    ``max_in_flight``: see :class:`~choreoctl.kube.transport.ApiTransport`.
+    The constructor and the raw requests (:meth:`request`, :meth:`open_raw`) are
+    :class:`~choreoctl.kube.transport.ApiTransport`'s.
     """
 
-    def __init__(
-        self,
-        server: str,
-        token: str | None = None,
-        ca_file: str | None = None,
-        client_cert: tuple[str, str] | None = None,
-        verify: bool = True,
-        *,
-        name: str = "",
-        token_file: str | None = None,
-        timeout: float = 30.0,
-        max_in_flight: int = 0,
-    ) -> None:
-        self._api = ApiTransport(
-            server,
-            token,
-            ca_file,
-            client_cert,
-            verify,
-            name=name,
-            token_file=token_file,
-            timeout=timeout,
-            max_in_flight=max_in_flight,
-        )
-        self.server = self._api.server
-        self._resources: dict[tuple[str, str], ResourceInfo] = dict(BUILTIN)
-        self._discovering: dict[str, asyncio.Task[list[ResourceInfo]]] = {}
+    @functools.cached_property
+    def _resources(self) -> dict[tuple[str, str], ResourceInfo]:
+        """Where each kind lives: built-in kinds from the table, the rest as discovered."""
+        return dict(BUILTIN)
 
-    @property
-    def name(self) -> str:
-        """How errors name this cluster, e.g. ``data (prod-eu)``; callers may rename it."""
-        return self._api.name
-
-    @name.setter
-    def name(self, value: str) -> None:
-        self._api.name = value
+    @functools.cached_property
+    def _discovering(self) -> dict[str, asyncio.Task[list[ResourceInfo]]]:
+        """Discovery requests in flight, by group version (concurrent misses share one)."""
+        return {}
 
     @classmethod
     def from_endpoint(
@@ -112,49 +83,6 @@ class KubeClient:
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
-    async def aclose(self) -> None:
-        """Close the connection pools."""
-        await self._api.aclose()
-
-    # -- requests as they are (the gateway, the agent) --------------------------------
-
-    async def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: Mapping[str, Any] | None = None,
-        headers: Mapping[str, str] | None = None,
-        content: bytes | None = None,
-        stream: bool = False,
-        timeout: float | None = None,
-    ) -> httpx.Response:
-        """Send one request as-is and return the response, whatever its status
-        (:meth:`ApiTransport.request`)."""
-        return await self._api.request(
-            method,
-            path,
-            params=params,
-            headers=headers,
-            content=content,
-            stream=stream,
-            timeout=timeout,
-        )
-
-    async def open_raw(
-        self,
-        method: str,
-        url: str,
-        *,
-        headers: Mapping[str, str] | None = None,
-        content: bytes | None = None,
-        timeout: float | None = None,
-    ) -> RawResponse:
-        """Relay one request byte for byte (:meth:`ApiTransport.open_raw`)."""
-        return await self._api.open_raw(
-            method, url, headers=headers, content=content, timeout=timeout
-        )
-
     # -- discovery ----------------------------------------------------------------------
 
     async def resource(self, api_version: str, kind: str) -> ResourceInfo:
@@ -185,7 +113,7 @@ class KubeClient:
         return await asyncio.shield(task)
 
     async def _discover(self, api_version: str) -> list[ResourceInfo]:
-        data = await self._api.call("GET", _group_path(api_version), ok_missing=True) or {}
+        data = await self.call("GET", _group_path(api_version), ok_missing=True) or {}
         found = []
         for r in data.get("resources", []):
             if "/" in r["name"]:
@@ -220,15 +148,15 @@ class KubeClient:
     async def get_path(self, path: str) -> Obj | None:
         """The JSON document at a path that names no object (``/apis``, a group's
         discovery); ``None`` when the server serves nothing there (404)."""
-        return await self._api.call("GET", path, ok_missing=True)
+        return await self.call("GET", path, ok_missing=True)
 
     async def server_date(self) -> str:
         """The API server's clock: the ``Date`` header of its answer ("" without one)."""
-        return await self._api.server_date()
+        return await self.server_date()
 
     async def version(self) -> Obj:
         """``/version`` of the API server (gitVersion, major, minor …)."""
-        return await self._api.call("GET", "/version") or {}
+        return await self.call("GET", "/version") or {}
 
     async def snapshot(self) -> str:
         """The cluster's current resourceVersion (from a one-item list read from etcd).
@@ -237,7 +165,7 @@ class KubeClient:
         call, yet the API server answers them from its watch cache: no etcd read, about
         half its CPU. Point-in-time readers (preflight) take one snapshot per cluster.
         """
-        data = await self._api.call("GET", "/api/v1/namespaces", params={"limit": 1}) or {}
+        data = await self.call("GET", "/api/v1/namespaces", params={"limit": 1}) or {}
         return str((data.get("metadata") or {}).get("resourceVersion") or "")
 
     async def get(
@@ -252,7 +180,7 @@ class KubeClient:
         """One object, or None when it does not exist (``not_older_than``: :meth:`snapshot`)."""
         path = await self.path(api_version, kind, namespace, name)
         params = {"resourceVersion": not_older_than} if not_older_than else None
-        return await self._api.call("GET", path, params=params, ok_missing=True)
+        return await self.call("GET", path, params=params, ok_missing=True)
 
     async def list(
         self,
@@ -279,7 +207,7 @@ class KubeClient:
             params["resourceVersionMatch"] = "NotOlderThan"
         items: list[Obj] = []
         while True:
-            data = await self._api.call("GET", path, params=params) or {}
+            data = await self.call("GET", path, params=params) or {}
             items.extend(data.get("items", []))
             cont = data.get("metadata", {}).get("continue")
             if not cont:
@@ -319,7 +247,7 @@ class KubeClient:
         try:
             if resp.status_code >= 400:
                 await resp.aread()
-                raise self._api.api_error("WATCH", path, resp)
+                raise self.api_error("WATCH", path, resp)
             async for line in resp.aiter_lines():
                 if not line.strip():
                     continue
@@ -351,7 +279,7 @@ class KubeClient:
             params["force"] = "true"
         if dry_run:
             params["dryRun"] = "All"
-        out = await self._api.call(
+        out = await self.call(
             "PATCH", path, params=params, body=obj, content_type="application/apply-patch+yaml"
         )
         return out or {}
@@ -361,7 +289,7 @@ class KubeClient:
         meta = obj.get("metadata", {})
         path = await self.path(obj["apiVersion"], obj["kind"], meta.get("namespace"))
         params = {"dryRun": "All"} if dry_run else None
-        return await self._api.call("POST", path, params=params, body=obj) or {}
+        return await self.call("POST", path, params=params, body=obj) or {}
 
     async def patch(
         self,
@@ -375,9 +303,7 @@ class KubeClient:
         """JSON merge patch of an object (or of its ``subresource``)."""
         path = await self.path(api_version, kind, namespace, name, subresource)
         return (
-            await self._api.call(
-                "PATCH", path, body=patch, content_type="application/merge-patch+json"
-            )
+            await self.call("PATCH", path, body=patch, content_type="application/merge-patch+json")
             or {}
         )
 
@@ -398,7 +324,7 @@ class KubeClient:
         """Delete an object; False when it was already gone."""
         path = await self.path(api_version, kind, namespace, name)
         body = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": propagation}
-        out = await self._api.call("DELETE", path, body=body, ok_missing=True)
+        out = await self.call("DELETE", path, body=body, ok_missing=True)
         return out is not None
 
     async def can_i(
@@ -421,7 +347,7 @@ class KubeClient:
             "spec": {"resourceAttributes": attrs},
         }
         path = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
-        out = await self._api.call("POST", path, body=review) or {}
+        out = await self.call("POST", path, body=review) or {}
         return bool(out.get("status", {}).get("allowed"))
 
     # -- added for the install engine -----------------------------------------------------
@@ -447,7 +373,7 @@ class KubeClient:
             "propagationPolicy": propagation,
             "preconditions": {"uid": uid},
         }
-        out = await self._api.call("DELETE", path, body=body, ok_missing=True)
+        out = await self.call("DELETE", path, body=body, ok_missing=True)
         return out is not None
 
     async def pod_logs(
@@ -459,9 +385,9 @@ class KubeClient:
         params: dict[str, Any] = {"tailLines": tail_lines}
         if container:
             params["container"] = container
-        status, raw = await self._api.send("GET", path, params, {"Accept": "*/*"}, None)
+        status, raw = await self.send("GET", path, params, {"Accept": "*/*"}, None)
         if status >= 400:
-            raise self._api.error_from("GET", path, status, raw)
+            raise self.error_from("GET", path, status, raw)
         return raw.decode("utf-8", errors="replace")
 
     async def apply_created(
@@ -483,8 +409,8 @@ class KubeClient:
         if dry_run:
             params["dryRun"] = "All"
         headers = {"Accept": "application/json", "Content-Type": "application/apply-patch+yaml"}
-        status, raw = await self._api.send("PATCH", path, params, headers, json.dumps(obj).encode())
+        status, raw = await self.send("PATCH", path, params, headers, json.dumps(obj).encode())
         if status >= 400:
-            raise self._api.error_from("PATCH", path, status, raw)
+            raise self.error_from("PATCH", path, status, raw)
         data: Obj = json.loads(raw) if raw else {}
         return data, status == 201

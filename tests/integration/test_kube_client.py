@@ -206,13 +206,13 @@ async def test_builtin_kinds_match_discovery(kc: KubeClient) -> None:
 
 async def test_concurrent_misses_share_one_discovery(kc: KubeClient) -> None:
     calls: list[str] = []
-    send = kc._api.send
+    send = kc.send
 
     async def counting(method, path, *args):  # type: ignore[no-untyped-def]
         calls.append(path)
         return await send(method, path, *args)
 
-    kc._api.send = counting  # type: ignore[method-assign]
+    kc.send = counting  # type: ignore[method-assign]
     await asyncio.gather(
         *(kc.resource("apiregistration.k8s.io/v1", "APIService") for _ in range(5))
     )
