@@ -174,6 +174,16 @@ class CheckContext:
         version: str = await self.cached("snapshot", take)
         return version
 
+    async def listed(self, api_version: str, kind: str) -> list[dict[str, Any]]:
+        """Every object of ``kind`` in the cluster as of :meth:`snapshot`, read once per
+        run: the checks that need the same list share one request."""
+
+        async def fetch() -> list[dict[str, Any]]:
+            return await self.kc.list(api_version, kind, not_older_than=await self.snapshot())
+
+        items: list[dict[str, Any]] = await self.cached(f"list {api_version} {kind}", fetch)
+        return items
+
     def forget(self) -> None:
         """Drop cached data (before a retry, so it sees the cluster as it is now)."""
         for task in self._cache.values():

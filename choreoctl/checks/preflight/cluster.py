@@ -38,12 +38,7 @@ async def server_version(ctx: CheckContext) -> dict[str, Any]:
 
 async def nodes(ctx: CheckContext) -> list[dict[str, Any]]:
     """Every Node of the cluster, fetched once per run."""
-
-    async def fetch() -> list[dict[str, Any]]:
-        return await ctx.kc.list("v1", "Node", not_older_than=await ctx.snapshot())
-
-    items: list[dict[str, Any]] = await ctx.cached("nodes", fetch)
-    return items
+    return await ctx.listed("v1", "Node")
 
 
 def _ready(node: dict[str, Any]) -> bool:
@@ -130,11 +125,7 @@ async def check_allocatable(ctx: CheckContext) -> Outcome:
     cpu = sum(_alloc(n)[0] for n in usable)
     mem = sum(_alloc(n)[1] for n in usable)
     ours = {p.namespace for p in planes_on(ctx.topology, ctx.name)}
-
-    async def fetch_pods() -> list[dict[str, Any]]:
-        return await ctx.kc.list("v1", "Pod", not_older_than=await ctx.snapshot())
-
-    pods: list[dict[str, Any]] = await ctx.cached("pods", fetch_pods)
+    pods = await ctx.listed("v1", "Pod")
     used_cpu = used_mem = 0
     for pod in pods:
         if (pod.get("spec") or {}).get("nodeName") not in names:

@@ -57,8 +57,7 @@ async def _probe_lb(ctx: CheckContext) -> Outcome:
 
 
 async def _lb_signs(ctx: CheckContext) -> Outcome:
-    since = await ctx.snapshot()
-    services = await ctx.kc.list("v1", "Service", not_older_than=since)
+    services = await ctx.listed("v1", "Service")
     lbs = [s for s in services if (s.get("spec") or {}).get("type") == "LoadBalancer"]
     served = [s for s in lbs if lb_addresses(s)]
     if served:
@@ -66,8 +65,7 @@ async def _lb_signs(ctx: CheckContext) -> Outcome:
         example = f"{s['namespace']}/{s['name']}"
         return passed(f"{len(served)} LoadBalancer Service(s) have addresses (e.g. {example})")
     deployments, daemonsets = await asyncio.gather(
-        ctx.kc.list("apps/v1", "Deployment", not_older_than=since),
-        ctx.kc.list("apps/v1", "DaemonSet", not_older_than=since),
+        ctx.listed("apps/v1", "Deployment"), ctx.listed("apps/v1", "DaemonSet")
     )
     found = [
         f"{o['metadata']['namespace']}/{o['metadata']['name']}"

@@ -31,13 +31,7 @@ def is_default(sc: dict[str, Any]) -> bool:
 
 async def default_classes(ctx: CheckContext) -> list[dict[str, Any]]:
     """The StorageClasses marked default (fetched once per run)."""
-
-    async def fetch() -> list[dict[str, Any]]:
-        since = await ctx.snapshot()
-        return await ctx.kc.list("storage.k8s.io/v1", "StorageClass", not_older_than=since)
-
-    classes: list[dict[str, Any]] = await ctx.cached("storageclasses", fetch)
-    return [sc for sc in classes if is_default(sc)]
+    return [sc for sc in await ctx.listed("storage.k8s.io/v1", "StorageClass") if is_default(sc)]
 
 
 async def check_default_class(ctx: CheckContext) -> Outcome:
@@ -58,8 +52,7 @@ async def check_storage(ctx: CheckContext) -> Outcome:
     if not defaults:
         return failed(f"{format_bytes(need.storage)} of PVCs need a default StorageClass; none")
     sc = defaults[0]["metadata"]["name"]
-    since = await ctx.snapshot()
-    caps = await ctx.kc.list("storage.k8s.io/v1", "CSIStorageCapacity", not_older_than=since)
+    caps = await ctx.listed("storage.k8s.io/v1", "CSIStorageCapacity")
     mine = [c for c in caps if c.get("storageClassName") == sc]
     if not mine:
         return passed(
