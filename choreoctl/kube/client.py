@@ -150,10 +150,6 @@ class KubeClient(ApiTransport):
         discovery); ``None`` when the server serves nothing there (404)."""
         return await self.call("GET", path, ok_missing=True)
 
-    async def server_date(self) -> str:
-        """The API server's clock: the ``Date`` header of its answer ("" without one)."""
-        return await self.server_date()
-
     async def version(self) -> Obj:
         """``/version`` of the API server (gitVersion, major, minor …)."""
         return await self.call("GET", "/version") or {}

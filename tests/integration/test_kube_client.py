@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import email.utils
 import uuid
 from collections.abc import AsyncIterator
 
@@ -232,3 +234,9 @@ async def test_gzip_bodies_are_decoded(kc: KubeClient, ns: str) -> None:
     listed = await kc.list("v1", "ConfigMap", ns, label_selector="app=kc-test")
     assert sorted(o["metadata"]["name"] for o in listed) == ["big-0", "big-1"]
     assert all(o["data"]["k"] == big for o in listed)
+
+
+async def test_server_date_is_the_api_servers_clock(kc: KubeClient) -> None:
+    """The install record's times come from here (the Date header of /version)."""
+    date = email.utils.parsedate_to_datetime(await kc.server_date())
+    assert abs((date - dt.datetime.now(dt.UTC)).total_seconds()) < 300
